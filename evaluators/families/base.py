@@ -1,0 +1,156 @@
+"""What every algorithm family provides, and the shapes the PPO loop expects from it.
+
+A family turns a *candidate* (its warm start, a network, a program, or a symbolic expression) into
+an `Algorithm`: a drift function for the policy objective and an optimiser (init, update).  All
+candidate kinds compile to the same `Algorithm` shape, so one PPO loop and one fitness function
+score them all.  The candidate's numeric parameters (`meta`) are an argument of the compiled
+training function, so a population of them can be vmapped; its code is static.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ..envs import EnvConfig
+
+CandidateKind = Literal["warm_start", "network", "code", "symbolic"]
+
+
+class Algorithm(NamedTuple):
+    """How a candidate plugs into PPO.
+
+    drift(meta, ratio, advantage, clip_eps) -> per-sample drift >= 0; the actor loss is
+    -mean(ratio * advantage - drift) (Mirror Learning; PPO's clip objective is one drift).
+    opt_init(meta, agent_params, key) -> state; opt_update(meta, grads, state, params, ctx) ->
+    (new_params, new_state).
+    """
+
+    drift: Callable[..., jax.Array]
+    opt_init: Callable[..., Any]
+    opt_update: Callable[..., tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A static description of a candidate; its numbers travel separately as `meta`.
+
+    `fn` is a compiled program (kind 'code': positional arguments in the family's signature;
+    kind 'symbolic': keyword arguments named by the family's symbols).  `hsize` sizes a network.
+    """
+
+    kind: CandidateKind
+    fn: Callable[..., Any] | None = None
+    hsize: int | None = None
+    label: str = ""
+
+
+class CandidateError(ValueError):
+    """A candidate that does not fit its family (wrong kind, signature or symbols)."""
+
+
+def ppo_clip_drift(ratio: jax.Array, advantage: jax.Array, clip_eps: float) -> jax.Array:
+    """relu((r - clip(r, 1-eps, 1+eps)) * A): with it, -mean(rA - drift) is PPO's clip loss."""
+    return jax.nn.relu((ratio - jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)) * advantage)
+
+
+def ppo_drift(meta: Any, ratio: jax.Array, advantage: jax.Array, clip_eps: float) -> jax.Array:
+    del meta
+    return ppo_clip_drift(ratio, advantage, clip_eps)
+
+
+def make_adam(env: EnvConfig) -> tuple[Callable, Callable]:
+    """PPO's own optimiser: global-norm clip, Adam (env betas, eps 1e-5), linear LR annealing.
+
+    Used by the LPO family and by the plain-PPO reference; the same betas in training and in
+    evaluation (the original used different ones: SPEC §10 item 6).
+    """
+    steps_per_update = env.num_minibatches * env.update_epochs
+
+    def schedule(count):
+        frac = 1.0 - (count // steps_per_update) / env.num_updates
+        return env.lr * frac
+
+    tx = optax.chain(
+        optax.clip_by_global_norm(env.max_grad_norm),
+        optax.adam(schedule if env.anneal_lr else env.lr, b1=env.b1, b2=env.b2, eps=1e-5),
+    )
+
+    def init(meta, params, key):
+        del meta, key
+        return tx.init(params)
+
+    def update(meta, grads, state, params, ctx):
+        del meta, ctx
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    return init, update
+
+
+@dataclass(frozen=True)
+class Family:
+    """Base class: subclasses fill the class attributes and the `_*_algorithm` builders."""
+
+    name: str = ""
+    description: str = ""
+    normaliser: Literal["ppo", "sgd"] = "ppo"
+    code_signature: tuple[str, ...] = ()
+    code_returns_carry: bool = False
+    symbol_names: tuple[str, ...] | None = None  # None: no symbolic form (and why, below)
+    symbolic_refusal: str = ""
+    default_hsize: int = 16
+    warm_start_name: str = ""
+
+    # -- what subclasses implement ----------------------------------------------------------
+    def init_network(self, key: jax.Array, hsize: int | None = None, zero: bool = True) -> Any:
+        raise NotImplementedError
+
+    def warm_start_fn(self) -> Callable[..., Any]:
+        raise NotImplementedError
+
+    def _network_algorithm(self, env: EnvConfig, hsize: int) -> Algorithm:
+        raise NotImplementedError
+
+    def _code_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
+        raise NotImplementedError
+
+    def _symbolic_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------
+    def warm_start(self) -> Candidate:
+        return Candidate(kind="code", fn=self.warm_start_fn(), label=f"warm start ({self.warm_start_name})")
+
+    def network(self, hsize: int | None = None) -> Candidate:
+        return Candidate(kind="network", hsize=hsize or self.default_hsize, label="network")
+
+    def algorithm(self, candidate: Candidate, env: EnvConfig) -> Algorithm:
+        """Compile a candidate into the Algorithm the PPO loop runs on `env`."""
+        if candidate.kind == "warm_start":
+            candidate = self.warm_start()
+        if candidate.kind == "network":
+            return self._network_algorithm(env, candidate.hsize or self.default_hsize)
+        if candidate.kind == "code":
+            if candidate.fn is None:
+                raise CandidateError("a code candidate needs a compiled function")
+            return self._code_algorithm(env, candidate.fn)
+        if candidate.kind == "symbolic":
+            if self.symbol_names is None:
+                raise CandidateError(f"family {self.name!r} has no symbolic form: {self.symbolic_refusal}")
+            if candidate.fn is None:
+                raise CandidateError("a symbolic candidate needs a compiled expression")
+            return self._symbolic_algorithm(env, candidate.fn)
+        raise CandidateError(f"unknown candidate kind {candidate.kind!r}")
+
+    def empty_meta(self) -> dict:
+        """The (empty) parameter pytree of code and symbolic candidates."""
+        return {}
+
+    def with_(self, **changes: Any) -> "Family":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,97 @@
+"""LPO: a learned drift function inside PPO's Mirror-Learning objective (SPEC §2.4).
+
+One rule for every candidate kind: the raw drift is clamped with relu, and a network is a residual
+on top of PPO's clip drift, so a zero network *is* PPO.  The original subtracted an offset of 1e-4
+(black-box) or 1e-6 (distillation, symbolic); here there is one offset, `drift_offset`, 0 by default,
+so that the zero network reproduces the PPO objective exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from ..envs import EnvConfig
+from .base import Algorithm, Family, make_adam, ppo_clip_drift
+
+
+def ppo_clip(ratio, advantage, epsilon):
+    ratio_clip = ratio - jnp.clip(ratio, 1 - epsilon, 1 + epsilon)
+    ratio_adv = ratio_clip * advantage
+    drift = jax.nn.relu(ratio_adv)
+    return drift
+
+
+def drift_features(ratio: jax.Array, advantage: jax.Array) -> jax.Array:
+    """[r-1, (r-1)^2, log r, (log r)^2] and the same four times A: 8 inputs, all 0 at r = 1."""
+    rm1 = ratio - 1.0
+    log_r = jnp.log(ratio)
+    base = jnp.stack([rm1, rm1 ** 2, log_r, log_r ** 2], axis=-1)
+    return jnp.concatenate([base, base * advantage[..., None]], axis=-1)
+
+
+def drift_network(meta: Any, ratio: jax.Array, advantage: jax.Array) -> jax.Array:
+    """Dense(hsize, no bias) -> tanh -> Dense(1, no bias): exactly 0 at r = 1."""
+    h = jnp.tanh(drift_features(ratio, advantage) @ meta["w1"])
+    return (h @ meta["w2"])[..., 0]
+
+
+@dataclass(frozen=True)
+class LPOFamily(Family):
+    name: str = "lpo"
+    description: str = "learned drift function for PPO (Mirror Learning)"
+    normaliser: str = "ppo"
+    code_signature: tuple[str, ...] = ("ratio", "advantage", "epsilon")
+    symbol_names: tuple[str, ...] | None = ("r", "A", "epsilon", "log_r", "r_minus_1")
+    default_hsize: int = 128
+    warm_start_name: str = "PPO clip drift"
+    drift_offset: float = 0.0
+
+    def init_network(self, key: jax.Array, hsize: int | None = None, zero: bool = True) -> Any:
+        hsize = hsize or self.default_hsize
+        if zero:
+            return {"w1": jnp.zeros((8, hsize)), "w2": jnp.zeros((hsize, 1))}
+        k1, k2 = jax.random.split(key)
+        init = jax.nn.initializers.lecun_normal()
+        return {"w1": init(k1, (8, hsize)), "w2": init(k2, (hsize, 1))}
+
+    def warm_start_fn(self) -> Callable[..., Any]:
+        return ppo_clip
+
+    def _finish(self, raw: jax.Array) -> jax.Array:
+        return jax.nn.relu(raw - self.drift_offset)
+
+    def _with_drift(self, env: EnvConfig, drift: Callable) -> Algorithm:
+        init, update = make_adam(env)
+        return Algorithm(drift=drift, opt_init=init, opt_update=update)
+
+    def _network_algorithm(self, env: EnvConfig, hsize: int) -> Algorithm:
+        def drift(meta, ratio, advantage, clip_eps):
+            residual = drift_network(meta, ratio, advantage)
+            return self._finish(ppo_clip_drift(ratio, advantage, clip_eps) + residual)
+        return self._with_drift(env, drift)
+
+    def _code_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
+        def drift(meta, ratio, advantage, clip_eps):
+            del meta
+            return self._finish(jnp.broadcast_to(fn(ratio, advantage, clip_eps), ratio.shape))
+        return self._with_drift(env, drift)
+
+    def _symbolic_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
+        def drift(meta, ratio, advantage, clip_eps):
+            del meta
+            out = fn(**symbol_values(ratio, advantage, clip_eps))
+            return self._finish(jnp.broadcast_to(out, ratio.shape))
+        return self._with_drift(env, drift)
+
+
+def symbol_values(ratio: jax.Array, advantage: jax.Array, clip_eps: float) -> dict[str, jax.Array]:
+    """The named inputs a symbolic LPO expression may use."""
+    return {"r": ratio, "A": advantage, "epsilon": jnp.full_like(ratio, clip_eps),
+            "log_r": jnp.log(ratio), "r_minus_1": ratio - 1.0}
+
+
+LPO = LPOFamily()

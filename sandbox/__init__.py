@@ -1,0 +1,1 @@
+"""Running proposed programs and expressions safely: static screens, then isolated workers."""

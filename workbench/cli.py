@@ -1,0 +1,217 @@
+"""`workbench` command line: one subcommand per job, each defined in its own function.
+
+Defaults are not repeated here: flags default to None and the request dataclasses fill them in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+EXIT_OK, EXIT_CANDIDATE_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from evaluators.envs import env_names
+    from evaluators.families import FAMILIES
+
+    p = sub.add_parser(
+        "eval", help="train PPO with one candidate algorithm and report its returns",
+        description="Train PPO agents with one candidate of an algorithm family on gymnax "
+                    "environments, several seeds at once, and report per environment the mean "
+                    "final return ± standard error, the normalised score (1.0 = the tuned "
+                    "baseline of SPEC §3), env steps/s (compilation excluded) and compile time.",
+        epilog="examples:\n"
+               "  workbench eval --family lpo --env cartpole\n"
+               "  workbench eval --family lpo --expr 'relu((r - 1)*A - 0.2*Abs(A))' --env cartpole\n"
+               "  workbench eval --family open --code my_opt.py --env breakout --timesteps 200000\n"
+               f"environments: {', '.join(env_names())}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--family", required=True, choices=sorted(FAMILIES),
+                   help="algorithm family the candidate belongs to")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--candidate", choices=["warm-start", "zero-network"],
+                      help="a built-in candidate (default: the family's hand-designed warm start)")
+    what.add_argument("--code", metavar="FILE.py", help="a program with the family's signature")
+    what.add_argument("--expr", metavar="EXPR", help="a symbolic expression over the family's inputs")
+    what.add_argument("--params", metavar="FILE.npz", help="network parameters saved by the workbench")
+    p.add_argument("--env", action="append", metavar="ENV",
+                   help="meta-train environment (repeatable; default cartpole)")
+    p.add_argument("--test-env", action="append", metavar="ENV",
+                   help="held-out meta-test environment, scored separately (repeatable)")
+    p.add_argument("--seeds", type=int, help="training seeds per environment (default 8)")
+    p.add_argument("--seed", type=int, help="master random seed (default 0)")
+    p.add_argument("--timesteps", type=int, help="environment steps per run (default: the env's own)")
+    p.add_argument("--num-envs", type=int, help="parallel environments per run (default: the env's own)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--plot", metavar="FILE.png", help="write a learning-curve figure")
+    p.set_defaults(handler=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace, console: Console) -> int:
+    from evaluators.envs import UnknownEnvError
+
+    from .evaluate import EvalRequest, evaluate_request
+    from .plots import plot_learning_curves
+
+    fields = {"family": args.family, "envs": args.env, "test_envs": args.test_env,
+              "candidate": args.candidate, "params_file": args.params, "seeds": args.seeds,
+              "seed": args.seed, "timesteps": args.timesteps, "num_envs": args.num_envs}
+    if args.code is not None:
+        try:
+            fields["code"] = Path(args.code).read_text()
+        except OSError as exc:
+            console.print(f"[red]error:[/] cannot read --code file: {exc}")
+            return EXIT_USAGE
+    fields["expr"] = args.expr
+    req = EvalRequest(**{k: v for k, v in fields.items() if v is not None})
+    if req.seeds < 1:
+        console.print("[red]error:[/] --seeds must be at least 1")
+        return EXIT_USAGE
+    try:
+        result = evaluate_request(req)
+    except (UnknownEnvError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    if args.plot and result.curves:
+        plot_learning_curves(result.curves, result.steps_per_update, args.plot,
+                             title=f"{result.family}: {req.candidate if not (req.code or req.expr or req.params_file) else 'candidate'}")
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        _print_eval(result, console, args.plot)
+    return EXIT_OK if result.outcome == "ok" else EXIT_CANDIDATE_FAILED
+
+
+def _print_eval(result, console: Console, plot: str | None) -> None:
+    if result.outcome != "ok" and not result.envs:
+        console.print(f"[red]{result.outcome}[/]: {result.reason}")
+        return
+    table = Table(title=f"{result.family} — outcome: {result.outcome}")
+    for col in ("split", "env", "return (mean ± s.e.)", "normalised", "env steps/s", "compile s"):
+        table.add_column(col, justify="right" if col not in ("split", "env") else "left")
+    for split, envs in (("train", result.envs), ("test", result.test_envs)):
+        for name, r in envs.items():
+            table.add_row(split, name, f"{r['return_mean']:.1f} ± {r['return_stderr']:.1f}",
+                          f"{r['normalized']:.3f}", f"{r['sps']:,.0f}", f"{r['compile_s']:.1f}")
+    console.print(table)
+    console.print(f"fitness (meta-train): [bold]{result.fitness:.4f}[/]"
+                  + (f"   meta-test: [bold]{result.test_fitness:.4f}[/]" if result.test_fitness is not None else ""))
+    if result.reason:
+        console.print(f"[yellow]{result.reason}[/]")
+    if plot:
+        console.print(f"learning curves: {plot}")
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="start a run headless from a YAML config",
+                       description="Start a run (ES, distillation, symbolic or LLM/mutation "
+                                   "discovery) from a YAML config, with progress bars and a summary.",
+                       epilog="example: workbench run --config configs/quickstart.yaml "
+                              "--set es.popsize=16 --set envs=[cartpole]")
+    p.add_argument("--config", required=True, metavar="FILE.yaml", help="run config (see configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a config field, e.g. es.generations=10 (repeatable)")
+    p.add_argument("--run-dir", metavar="DIR", help="where to put the run (default: under workspace)")
+    p.set_defaults(handler=_run_run)
+
+    r = sub.add_parser("resume", help="continue a stopped or killed run where it stopped",
+                       description="Continue a run from its directory; nothing already recorded is "
+                                   "evaluated twice.")
+    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.set_defaults(handler=_run_resume)
+
+    ls = sub.add_parser("runs", help="list the runs under a workspace")
+    ls.add_argument("workspace", nargs="?", default="runs")
+    ls.set_defaults(handler=_run_list)
+
+
+def _execute(config, store, console: Console) -> int:
+    from .methods import MethodUnavailable
+    from .runs import execute
+    from .summary import print_summary
+
+    console.print(f"run directory: [bold]{store.run_dir}[/]")
+    try:
+        status = execute(config, store)
+    except MethodUnavailable as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        console.print(f"[yellow]stopped[/]; continue with: workbench resume {store.run_dir}")
+        return 130
+    print_summary(store, console)
+    console.print(f"run directory: [bold]{store.run_dir}[/] ({status})")
+    return EXIT_OK
+
+
+def _run_run(args: argparse.Namespace, console: Console) -> int:
+    from .config import ConfigError, load_config
+    from .runs import create_run
+
+    try:
+        config = load_config(args.config, args.overrides)
+        store = create_run(config, args.run_dir)
+    except (ConfigError, FileExistsError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    return _execute(config, store, console)
+
+
+def _run_resume(args: argparse.Namespace, console: Console) -> int:
+    from .config import ConfigError
+    from .runs import open_run
+
+    try:
+        config, store = open_run(args.run_dir)
+    except (FileNotFoundError, ConfigError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    return _execute(config, store, console)
+
+
+def _run_list(args: argparse.Namespace, console: Console) -> int:
+    from .runs import list_runs
+    from .summary import runs_table
+
+    console.print(runs_table(list_runs(args.workspace)))
+    return EXIT_OK
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_eval, _add_run]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="RL Discovery Workbench: meta-learn reinforcement-learning algorithms "
+                    "(families: lpo, open, open_ff, no_features).")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in SUBCOMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console(stderr=False)
+    if args.version:
+        from . import __version__
+        print(__version__)
+        return EXIT_OK
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    return args.handler(args, console)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Typed run configs: YAML files plus `key=value` overrides; the single source of defaults.
+
+Defaults reproduce the original system (SPEC §4-§7) unless a comment says otherwise.  Unknown keys
+are errors, and every error names the field, what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ESConfig(_Section):
+    """Black-box learning with evolution strategies (SPEC §4)."""
+
+    strategy: str = "open_es"  # evosax strategy name; OpenES is the original's
+    generations: int = Field(800, ge=1)
+    popsize: int = Field(64, ge=2)
+    lr: float = Field(0.03, gt=0)
+    lr_decay: float = Field(0.99, gt=0, le=1)
+    lr_limit: float = Field(0.001, ge=0)
+    sigma: float = Field(0.03, gt=0)
+    sigma_decay: float = Field(0.99, gt=0, le=1)
+    sigma_limit: float = Field(0.01, ge=0)
+    rollouts: int = Field(1, ge=1)
+    save_every: int = Field(8, ge=1)
+    eval_seeds: int = Field(8, ge=1)
+    hsize: int | None = None  # None: the family's default (16; 128 for LPO)
+
+
+class DistillConfig(_Section):
+    """Black-box distillation (SPEC §5)."""
+
+    teacher: str | None = None  # RUN_DIR[:CANDIDATE_ID|best] or a .npz parameter file
+    epochs: int = Field(100, ge=1)
+    iters: int = Field(100, ge=1)
+    batch_size: int = Field(2048, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    lr_stop: float = Field(1e-5, gt=0)
+    hsize: int | None = None  # student size; None: same as the teacher
+    data: Literal["synthetic", "recorded"] = "synthetic"
+    eval_seeds: int = Field(8, ge=1)
+
+
+class SymbolicConfig(_Section):
+    """Symbolic distillation (SPEC §6)."""
+
+    backend: Literal["auto", "pysr", "operon"] = "auto"
+    teacher: str | None = None
+    epochs: int = Field(100, ge=1)
+    points: int = Field(1_000_000, ge=100)
+    maxsize: int | None = None  # None: 40 for LPO, 60 otherwise
+    grad_loss: bool = False
+    eval_seeds: int = Field(8, ge=1)
+
+
+class LLMConfig(_Section):
+    """LLM discovery and its offline twin, program mutation (SPEC §7)."""
+
+    proposer: Literal["auto", "llm", "mutation"] = "auto"  # auto: llm if a model is set, else mutation
+    model: str | None = None  # litellm model name, e.g. "gpt-4o-mini" or "openai/qwen" with api_base
+    models: list[str] = Field(default_factory=list)  # several models, chosen per proposal
+    api_base: str | None = None
+    mode: Literal["rewrite", "diff"] = "rewrite"
+    generations: int = Field(30, ge=1)
+    max_candidates: int | None = None
+    max_cost_usd: float | None = None
+    wall_time_s: float | None = None
+    temperature: float | None = None
+    request_timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    archive_top_k: int = Field(8, ge=1)
+    approval: bool = False  # human approves every candidate before evaluation
+
+
+class SandboxConfig(_Section):
+    time_limit_s: float = Field(600.0, gt=0)
+    memory_limit_mb: int = Field(8192, ge=256)
+    cpu_time_limit_s: float | None = None
+    workers: int = Field(1, ge=1)
+
+
+class WandbConfig(_Section):
+    enabled: bool = False
+    project: str = "rl-discovery-workbench"
+    entity: str | None = None
+    mode: Literal["auto", "online", "offline"] = "auto"  # auto: online with WANDB_API_KEY, else offline
+
+
+class RunConfig(_Section):
+    """One run: a family, a method, the environments and the method's settings."""
+
+    name: str = "run"
+    family: Literal["lpo", "open", "open_ff", "no_features"] = "lpo"
+    method: Literal["es", "distill", "symbolic", "llm", "pipeline"] = "llm"
+    envs: list[str] = Field(default_factory=lambda: ["breakout"])
+    test_envs: list[str] = Field(default_factory=list)
+    seeds: int = Field(8, ge=1)  # training seeds per candidate evaluation
+    seed: int = 0
+    eval_seed: int = 1_000_003  # held-out seeds for final evaluation differ from search seeds
+    timesteps: int | None = Field(None, ge=1)  # None: each environment's own TOTAL_TIMESTEPS
+    num_envs: int | None = Field(None, ge=1)
+    workspace: str = "runs"
+    pipeline: list[str] = Field(default_factory=list)  # for method=pipeline: e.g. [es, distill, symbolic]
+    es: ESConfig = Field(default_factory=ESConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    symbolic: SymbolicConfig = Field(default_factory=SymbolicConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+
+    @field_validator("envs", "test_envs")
+    @classmethod
+    def _known_envs(cls, names: list[str]) -> list[str]:
+        from evaluators.envs import UnknownEnvError, get_env_config
+        try:
+            return [get_env_config(n).key for n in names]
+        except UnknownEnvError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class ConfigError(ValueError):
+    """A config problem, phrased as 'field: what is wrong; how to fix it'."""
+
+
+def _format_validation(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parent = ".".join(str(p) for p in err["loc"][:-1])
+            lines.append(f"{field}: unknown key; remove it or check the spelling "
+                         f"(valid keys: {', '.join(_valid_keys(parent))})")
+        else:
+            msg = err["msg"]
+            given = err.get("input")
+            lines.append(f"{field}: {msg} (got {given!r}); fix the value in the config file "
+                         f"or with --set {field}=VALUE")
+    return "\n".join(lines)
+
+
+def _valid_keys(dotted: str) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in [p for p in dotted.split(".") if p]:
+        ann = model.model_fields[part].annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+    return sorted(model.model_fields)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value (e.g. es.popsize=16)")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+
+
+def build_config(data: dict[str, Any] | None = None, overrides: list[str] = ()) -> RunConfig:
+    data = dict(data or {})
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {part} is not a section")
+        node[path[-1]] = value
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}; check the path") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    try:
+        return build_config(data, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}:\n{exc}") from None

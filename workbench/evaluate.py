@@ -1,0 +1,142 @@
+"""Scoring one candidate on chosen environments: the engine behind `workbench eval`.
+
+Turns a user's description of a candidate (warm start, program file, expression, parameter file)
+into a family `Candidate`, trains it on every environment over several seeds, and reports a typed
+outcome.  Failures of the candidate (bad signature, crash, NaN) are outcomes, not exceptions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from evaluators.envs import EnvConfig, get_env_config
+from evaluators.families import Candidate, Family, get_family
+from evaluators.fitness import evaluate_population, stack_population
+from sandbox.checks import ProgramError, load_program
+from sandbox.expressions import ExpressionError, compile_expression
+
+from .params_io import load_params
+
+OUTCOMES = ("ok", "invalid", "forbidden", "crashed", "timeout", "oom", "nan")
+
+
+@dataclass
+class EvalRequest:
+    """Everything `workbench eval` needs; the defaults here are the only defaults."""
+
+    family: str
+    envs: Sequence[str] = ("cartpole",)
+    test_envs: Sequence[str] = ()
+    candidate: str = "warm-start"  # 'warm-start' | 'zero-network'
+    code: str | None = None  # program source
+    expr: str | None = None  # symbolic expression
+    params_file: str | None = None
+    seeds: int = 8
+    seed: int = 0
+    timesteps: int | None = None  # None: each environment's own setting
+    num_envs: int | None = None
+
+
+@dataclass
+class EvalResult:
+    family: str
+    outcome: str
+    reason: str = ""
+    envs: dict[str, dict[str, float]] = field(default_factory=dict)
+    test_envs: dict[str, dict[str, float]] = field(default_factory=dict)
+    fitness: float | None = None
+    test_fitness: float | None = None
+    curves: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    steps_per_update: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"family": self.family, "outcome": self.outcome, "reason": self.reason,
+                "envs": self.envs, "test_envs": self.test_envs, "fitness": self.fitness,
+                "test_fitness": self.test_fitness}
+
+
+def resolve_envs(names: Sequence[str], timesteps: int | None, num_envs: int | None
+                 ) -> list[EnvConfig]:
+    """Registry lookup plus CPU scaling; raises UnknownEnvError / ValueError with the fix."""
+    return [get_env_config(n).scaled(total_timesteps=timesteps, num_envs=num_envs) for n in names]
+
+
+def build_candidate(family: Family, req: EvalRequest) -> tuple[Candidate, Any]:
+    """The static candidate and its parameters; raises ProgramError/ExpressionError/ValueError."""
+    given = [x for x in (req.code, req.expr, req.params_file) if x is not None]
+    if len(given) > 1:
+        raise ValueError("give at most one of --code, --expr and --params")
+    if req.code is not None:
+        fn = load_program(req.code, family.code_signature)
+        return Candidate(kind="code", fn=fn, label="program"), {}
+    if req.expr is not None:
+        if family.symbol_names is None:
+            raise ExpressionError(f"family {family.name!r} has no symbolic form: {family.symbolic_refusal}")
+        fn = compile_expression(req.expr, family.symbol_names)
+        return Candidate(kind="symbolic", fn=fn, label=req.expr), {}
+    if req.params_file is not None:
+        params, fam_name, hsize = load_params(req.params_file)
+        if fam_name != family.name:
+            raise ValueError(f"{req.params_file} holds {fam_name!r} parameters, not {family.name!r}")
+        expected = family.init_network(jax.random.key(0), hsize)
+        if jax.tree.structure(expected) != jax.tree.structure(params) or any(
+                a.shape != b.shape for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(params))):
+            raise ValueError(f"{req.params_file}: parameter shapes do not match a {family.name} "
+                             f"network of hidden size {hsize}")
+        return family.network(hsize), params
+    if req.candidate == "zero-network":
+        return family.network(), family.init_network(jax.random.key(0))
+    if req.candidate != "warm-start":
+        raise ValueError(f"unknown --candidate {req.candidate!r}; use 'warm-start' or 'zero-network'")
+    return family.warm_start(), {}
+
+
+def evaluate_request(req: EvalRequest) -> EvalResult:
+    """Run the request; every candidate failure comes back as an outcome with its reason."""
+    family = get_family(req.family)  # unknown family: raised to the caller (a usage error)
+    train_envs = resolve_envs(req.envs, req.timesteps, req.num_envs)
+    test_envs = resolve_envs(req.test_envs, req.timesteps, req.num_envs)
+    try:
+        candidate, meta = build_candidate(family, req)
+    except ProgramError as exc:
+        return EvalResult(family.name, exc.kind, str(exc))
+    except (ExpressionError, ValueError) as exc:
+        return EvalResult(family.name, "invalid", str(exc))
+    return score_candidate(family, candidate, meta, train_envs, test_envs, req.seeds, req.seed)
+
+
+def score_candidate(family: Family, candidate: Candidate, meta: Any, train_envs: list[EnvConfig],
+                    test_envs: list[EnvConfig], seeds: int, seed: int) -> EvalResult:
+    meta_pop = stack_population([meta]) if jax.tree.leaves(meta) else {}
+    try:
+        scores = evaluate_population(family, candidate, meta_pop, jax.random.key(seed),
+                                     train_envs, test_envs, num_seeds=seeds)
+    except Exception as exc:  # the candidate's code ran inside tracing/training and failed
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        return EvalResult(family.name, "crashed",
+                          f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})")
+    result = EvalResult(family.name, "ok")
+    for split, envs in (("envs", scores.train), ("test_envs", scores.test)):
+        for name, s in envs.items():
+            getattr(result, split)[name] = s.member(0)
+            result.curves[name] = s.curves[0]
+    all_envs = {e.key: e for e in train_envs + test_envs}
+    result.steps_per_update = {k: e.num_steps * e.num_envs for k, e in all_envs.items()}
+    result.fitness = float(scores.fitness[0])
+    result.test_fitness = float(scores.test_fitness[0]) if scores.test else None
+    if bool(scores.nan[0]):
+        bad = [n for n, s in {**scores.train, **scores.test}.items() if s.nan[0]]
+        result.outcome = "nan"
+        result.reason = f"training produced NaN returns on {', '.join(bad)}"
+    return result
+
+
+def replace(req: EvalRequest, **changes: Any) -> EvalRequest:
+    return dataclasses.replace(req, **changes)

@@ -1,0 +1,56 @@
+"""Network candidates on disk: one .npz per parameter pytree, with the hidden size recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_HSIZE_KEY = "__hsize__"
+_FAMILY_KEY = "__family__"
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for key, value in tree.items():
+        path = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(flatten(value, path))
+        else:
+            out[path] = np.asarray(value)
+    return out
+
+
+def unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = tree
+        *parents, leaf = path.split("/")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return tree
+
+
+def save_params(path: str | Path, params: Any, family: str, hsize: int) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **flatten(params), **{_HSIZE_KEY: np.asarray(hsize), _FAMILY_KEY: np.asarray(family)})
+    tmp.replace(path)
+    return path
+
+
+def load_params(path: str | Path) -> tuple[dict[str, Any], str, int]:
+    """Returns (params, family name, hsize); raises ValueError with the reason on a bad file."""
+    try:
+        with np.load(path) as data:
+            flat = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read parameter file {path}: {exc}") from None
+    if _HSIZE_KEY not in flat or _FAMILY_KEY not in flat:
+        raise ValueError(f"{path} is not a workbench parameter file (no {_HSIZE_KEY}/{_FAMILY_KEY})")
+    hsize = int(flat.pop(_HSIZE_KEY))
+    family = str(flat.pop(_FAMILY_KEY))
+    return unflatten(flat), family, hsize

@@ -1,0 +1,312 @@
+"""The run store: one SQLite file per run directory (`RUN_DIR/run.sqlite`).
+
+Everything a run produces lands here as it happens, so that a killed run loses nothing already
+recorded and the TUI and report can read a live run: candidates (including failed ones) with their
+parents and outcomes, per-environment evaluations, metric time series, the conversation with a
+model, an append-only event stream, artefacts on disk, and small pieces of method state.
+
+WAL mode lets readers (TUI, report) follow a run while its writer works.  LangGraph's checkpointer
+keeps its own tables in the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA_VERSION = 1
+DB_NAME = "run.sqlite"
+RUN_STATUSES = ("created", "running", "stopped", "finished", "failed")
+CANDIDATE_KINDS = ("warm_start", "code", "symbolic", "network")
+OUTCOMES = ("pending", "ok", "invalid", "forbidden", "crashed", "timeout", "oom", "nan",
+            "no_code", "duplicate")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS run (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    name TEXT NOT NULL, family TEXT NOT NULL, method TEXT NOT NULL,
+    status TEXT NOT NULL, config TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL,
+    cost_usd REAL NOT NULL DEFAULT 0, env_steps INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    method TEXT NOT NULL,             -- es / distill / symbolic / llm / mutation / user
+    kind TEXT NOT NULL,               -- warm_start / code / symbolic / network
+    label TEXT NOT NULL DEFAULT '',
+    source TEXT,                      -- program text or expression (NULL for networks)
+    params_path TEXT,                 -- .npz relative to the run directory (networks)
+    hsize INTEGER,
+    parents TEXT NOT NULL DEFAULT '[]',  -- JSON list of candidate ids
+    generation INTEGER NOT NULL DEFAULT 0,
+    source_hash TEXT,                 -- normalised-AST / expression hash for dedup
+    outcome TEXT NOT NULL DEFAULT 'pending',
+    reason TEXT NOT NULL DEFAULT '',
+    fitness REAL,                     -- meta-train fitness (mean normalised return)
+    test_fitness REAL,                -- meta-test fitness (held-out envs)
+    info TEXT NOT NULL DEFAULT '{}'   -- JSON: thought, model, tokens, timings ...
+);
+CREATE INDEX IF NOT EXISTS candidates_hash ON candidates(source_hash);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+    created REAL NOT NULL,
+    env TEXT NOT NULL, split TEXT NOT NULL,      -- split: train / test
+    seeds INTEGER NOT NULL, seed INTEGER NOT NULL,
+    return_mean REAL, return_stderr REAL, normalized REAL,
+    sps REAL, compile_s REAL, env_steps INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL
+);
+CREATE INDEX IF NOT EXISTS metrics_name ON metrics(name, step);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
+    info TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS artefacts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL,
+    info TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL NOT NULL);
+"""
+
+
+@dataclass
+class CandidateRow:
+    id: int
+    created: float
+    method: str
+    kind: str
+    label: str
+    source: str | None
+    params_path: str | None
+    hsize: int | None
+    parents: list[int]
+    generation: int
+    source_hash: str | None
+    outcome: str
+    reason: str
+    fitness: float | None
+    test_fitness: float | None
+    info: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "CandidateRow":
+        d = dict(row)
+        d["parents"] = json.loads(d["parents"])
+        d["info"] = json.loads(d["info"])
+        return cls(**d)
+
+
+class RunStore:
+    """Thread-safe access to one run's SQLite file."""
+
+    def __init__(self, run_dir: str | Path, *, readonly: bool = False):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / DB_NAME
+        if readonly and not self.path.exists():
+            raise FileNotFoundError(f"{self.run_dir} is not a run directory (no {DB_NAME})")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
+                                     isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        if not readonly:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                               (str(SCHEMA_VERSION),))
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _exec(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params))
+
+    def _all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- the run ----------------------------------------------------------------------------
+    def init_run(self, name: str, family: str, method: str, config: dict[str, Any]) -> None:
+        now = time.time()
+        self._exec("INSERT OR IGNORE INTO run (id, name, family, method, status, config, created, "
+                   "updated) VALUES (1, ?, ?, ?, 'created', ?, ?, ?)",
+                   (name, family, method, json.dumps(config), now, now))
+
+    def run_info(self) -> dict[str, Any] | None:
+        rows = self._all("SELECT * FROM run WHERE id = 1")
+        if not rows:
+            return None
+        info = dict(rows[0])
+        info["config"] = json.loads(info["config"])
+        return info
+
+    def set_status(self, status: str) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        self._exec("UPDATE run SET status = ?, updated = ? WHERE id = 1", (status, time.time()))
+        self.emit("status", {"status": status})
+
+    def add_cost(self, usd: float = 0.0, env_steps: int = 0) -> None:
+        self._exec("UPDATE run SET cost_usd = cost_usd + ?, env_steps = env_steps + ?, updated = ? "
+                   "WHERE id = 1", (usd, int(env_steps), time.time()))
+
+    # -- candidates -------------------------------------------------------------------------
+    def add_candidate(self, *, method: str, kind: str, label: str = "", source: str | None = None,
+                      params_path: str | None = None, hsize: int | None = None,
+                      parents: Iterable[int] = (), generation: int = 0,
+                      source_hash: str | None = None, info: dict[str, Any] | None = None) -> int:
+        if kind not in CANDIDATE_KINDS:
+            raise ValueError(f"unknown candidate kind {kind!r}")
+        cur = self._exec(
+            "INSERT INTO candidates (created, method, kind, label, source, params_path, hsize, "
+            "parents, generation, source_hash, info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), method, kind, label, source, params_path, hsize,
+             json.dumps(list(parents)), generation, source_hash, json.dumps(info or {})))
+        cid = int(cur.lastrowid)
+        self.emit("candidate", {"id": cid, "kind": kind, "generation": generation})
+        return cid
+
+    def finish_candidate(self, candidate_id: int, outcome: str, reason: str = "",
+                         fitness: float | None = None, test_fitness: float | None = None,
+                         info: dict[str, Any] | None = None) -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        with self._lock:
+            if info:
+                old = json.loads(self._conn.execute(
+                    "SELECT info FROM candidates WHERE id = ?", (candidate_id,)).fetchone()[0])
+                old.update(info)
+                self._conn.execute("UPDATE candidates SET info = ? WHERE id = ?",
+                                   (json.dumps(old), candidate_id))
+            self._conn.execute("UPDATE candidates SET outcome = ?, reason = ?, fitness = ?, "
+                               "test_fitness = ? WHERE id = ?",
+                               (outcome, reason, fitness, test_fitness, candidate_id))
+        self.emit("outcome", {"id": candidate_id, "outcome": outcome, "fitness": fitness})
+
+    def candidate(self, candidate_id: int) -> CandidateRow:
+        rows = self._all("SELECT * FROM candidates WHERE id = ?", (candidate_id,))
+        if not rows:
+            raise KeyError(f"no candidate {candidate_id} in {self.run_dir}")
+        return CandidateRow.from_row(rows[0])
+
+    def candidates(self, outcome: str | None = None) -> list[CandidateRow]:
+        if outcome:
+            rows = self._all("SELECT * FROM candidates WHERE outcome = ? ORDER BY id", (outcome,))
+        else:
+            rows = self._all("SELECT * FROM candidates ORDER BY id")
+        return [CandidateRow.from_row(r) for r in rows]
+
+    def best_candidates(self, k: int = 5) -> list[CandidateRow]:
+        rows = self._all("SELECT * FROM candidates WHERE outcome = 'ok' AND fitness IS NOT NULL "
+                         "ORDER BY fitness DESC, id LIMIT ?", (k,))
+        return [CandidateRow.from_row(r) for r in rows]
+
+    def find_by_hash(self, source_hash: str) -> CandidateRow | None:
+        rows = self._all("SELECT * FROM candidates WHERE source_hash = ? ORDER BY id LIMIT 1",
+                         (source_hash,))
+        return CandidateRow.from_row(rows[0]) if rows else None
+
+    # -- evaluations, metrics, messages, events, artefacts, state ----------------------------
+    def add_evaluation(self, candidate_id: int, env: str, split: str, stats: dict[str, float],
+                       seeds: int, seed: int, env_steps: int = 0) -> None:
+        self._exec("INSERT INTO evaluations (candidate_id, created, env, split, seeds, seed, "
+                   "return_mean, return_stderr, normalized, sps, compile_s, env_steps) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (candidate_id, time.time(), env, split, seeds, seed, stats.get("return_mean"),
+                    stats.get("return_stderr"), stats.get("normalized"), stats.get("sps"),
+                    stats.get("compile_s"), int(env_steps)))
+
+    def evaluations(self, candidate_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._all(
+            "SELECT * FROM evaluations WHERE candidate_id = ? ORDER BY id", (candidate_id,))]
+
+    def log_metrics(self, step: int, values: dict[str, float]) -> None:
+        now = time.time()
+        with self._lock:
+            self._conn.executemany("INSERT INTO metrics (created, step, name, value) VALUES (?, ?, ?, ?)",
+                                   [(now, int(step), k, _finite_or_none(v)) for k, v in values.items()])
+        self.emit("metrics", {"step": int(step), **{k: _finite_or_none(v) for k, v in values.items()}})
+
+    def metric(self, name: str) -> list[tuple[int, float | None]]:
+        return [(r["step"], r["value"]) for r in self._all(
+            "SELECT step, value FROM metrics WHERE name = ? ORDER BY step, id", (name,))]
+
+    def metric_names(self) -> list[str]:
+        return [r[0] for r in self._all("SELECT DISTINCT name FROM metrics ORDER BY name")]
+
+    def add_message(self, role: str, content: str, info: dict[str, Any] | None = None) -> int:
+        cur = self._exec("INSERT INTO messages (created, role, content, info) VALUES (?, ?, ?, ?)",
+                         (time.time(), role, content, json.dumps(info or {})))
+        self.emit("message", {"id": int(cur.lastrowid), "role": role})
+        return int(cur.lastrowid)
+
+    def messages(self) -> list[dict[str, Any]]:
+        out = []
+        for r in self._all("SELECT * FROM messages ORDER BY id"):
+            d = dict(r)
+            d["info"] = json.loads(d["info"])
+            out.append(d)
+        return out
+
+    def emit(self, kind: str, payload: dict[str, Any] | None = None) -> int:
+        cur = self._exec("INSERT INTO events (created, kind, payload) VALUES (?, ?, ?)",
+                         (time.time(), kind, json.dumps(payload or {}, default=str)))
+        return int(cur.lastrowid)
+
+    def events(self, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = self._all("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+        return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+
+    def add_artefact(self, name: str, path: str | Path, info: dict[str, Any] | None = None) -> None:
+        rel = str(Path(path).resolve().relative_to(self.run_dir.resolve())) \
+            if Path(path).resolve().is_relative_to(self.run_dir.resolve()) else str(path)
+        self._exec("INSERT INTO artefacts (created, name, path, info) VALUES (?, ?, ?, ?)",
+                   (time.time(), name, rel, json.dumps(info or {})))
+        self.emit("artefact", {"name": name, "path": rel})
+
+    def artefacts(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._all("SELECT * FROM artefacts ORDER BY id")]
+
+    def set_state(self, key: str, value: Any) -> None:
+        self._exec("INSERT INTO state (key, value, updated) VALUES (?, ?, ?) ON CONFLICT(key) "
+                   "DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                   (key, json.dumps(value), time.time()))
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        rows = self._all("SELECT value FROM state WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+
+def _finite_or_none(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and abs(f) != float("inf") else None

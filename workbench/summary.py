@@ -1,0 +1,48 @@
+"""Terminal summaries of runs (rich tables), read from the store only."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable
+
+from rich.console import Console
+from rich.table import Table
+
+from .store import RunStore
+
+
+def best_table(store: RunStore, k: int = 5) -> Table:
+    table = Table(title="best candidates")
+    for col in ("id", "method", "kind", "label", "fitness", "meta-test", "parents"):
+        table.add_column(col)
+    for c in store.best_candidates(k):
+        table.add_row(str(c.id), c.method, c.kind, (c.label or "")[:40],
+                      f"{c.fitness:.4f}", "" if c.test_fitness is None else f"{c.test_fitness:.4f}",
+                      ",".join(map(str, c.parents)))
+    return table
+
+
+def print_summary(store: RunStore, console: Console) -> None:
+    cands = store.candidates()
+    outcomes: dict[str, int] = {}
+    for c in cands:
+        outcomes[c.outcome] = outcomes.get(c.outcome, 0) + 1
+    console.print(best_table(store))
+    console.print("candidates: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+
+
+def runs_table(run_dirs: Iterable[Path]) -> Table:
+    table = Table(title="runs")
+    for col in ("run", "family", "method", "status", "best", "candidates", "cost $", "age"):
+        table.add_column(col)
+    for d in run_dirs:
+        with RunStore(d) as store:
+            info = store.run_info() or {}
+            best = store.best_candidates(1)
+            n = len(store.candidates())
+        age = time.time() - info.get("created", time.time())
+        table.add_row(str(d), info.get("family", "?"), info.get("method", "?"),
+                      info.get("status", "?"), f"{best[0].fitness:.4f}" if best else "-", str(n),
+                      f"{info.get('cost_usd', 0):.2f}", f"{age / 3600:.1f} h")
+    return table
