@@ -154,23 +154,26 @@ def make_train(env_cfg: EnvConfig, algorithm: Algorithm) -> Callable[[jax.Array,
                     params, opt_state, rng = carry
                     rng, k_upd = jax.random.split(rng)
                     tr, gae, tgt = mb
-                    (_, stats), grads = grad_fn(params, meta, tr, gae, tgt)
+                    (loss, stats), grads = grad_fn(params, meta, tr, gae, tgt)
                     ctx = UpdateContext(train_prop=train_prop, batch_prop=batch_prop,
                                         activations=stats, key=k_upd)
                     params, opt_state = algorithm.opt_update(meta, grads, opt_state, params, ctx)
-                    return (params, opt_state, rng), None
+                    return (params, opt_state, rng), ~jnp.isfinite(loss)
 
-                (params, opt_state, rng), _ = jax.lax.scan(
+                (params, opt_state, rng), bad = jax.lax.scan(
                     minibatch_step, (params, opt_state, rng), mbs)
-                return (params, opt_state, rng), None
+                return (params, opt_state, rng), jnp.any(bad)
 
-            (params, opt_state, rng), _ = jax.lax.scan(
+            (params, opt_state, rng), bad = jax.lax.scan(
                 epoch_step, (params, opt_state, rng), jnp.arange(n_epochs))
-            metric = (traj.returned_episode_return.mean(), traj.returned_episode_return[-1].mean())
+            metric = (traj.returned_episode_return.mean(), traj.returned_episode_return[-1].mean(),
+                      jnp.any(bad))
             return (params, opt_state, env_state, obs, rng), metric
 
         carry = (params, opt_state, env_state, obs, rng)
-        _, (curve, last) = jax.lax.scan(update_step, carry, jnp.arange(n_updates))
-        return TrainOutput(final_return=last[-1], curve=curve)
+        _, (curve, last, bad) = jax.lax.scan(update_step, carry, jnp.arange(n_updates))
+        # A run whose loss ever became NaN/inf diverged: its final return is reported as NaN,
+        # even though the environment keeps returning finite rewards to a broken policy.
+        return TrainOutput(final_return=jnp.where(jnp.any(bad), jnp.nan, last[-1]), curve=curve)
 
     return train

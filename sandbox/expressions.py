@@ -7,6 +7,7 @@ with what is allowed instead, never as a crash deep inside JAX.
 
 from __future__ import annotations
 
+import ast
 from typing import Callable, Iterable
 
 import jax.numpy as jnp
@@ -36,9 +37,31 @@ ALLOWED_FUNCTIONS: dict[str, object] = {
 _TRANSFORMS = standard_transformations + (convert_xor,)
 
 
+_ALLOWED_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Load,
+                  ast.Constant, ast.operator, ast.unaryop, ast.Compare, ast.cmpop)
+
+
+def _screen(text: str) -> None:
+    """sympy's parser evaluates Python: only arithmetic, names and plain calls may reach it."""
+    try:
+        tree = ast.parse(text.replace("^", "**"), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"cannot parse expression {text!r}: {exc.msg}") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise ExpressionError(f"{type(node).__name__} is not allowed in an expression ({text!r})")
+        if isinstance(node, ast.Name) and node.id.startswith("_"):
+            raise ExpressionError(f"name {node.id!r} is not allowed in an expression")
+        if isinstance(node, ast.Call) and (not isinstance(node.func, ast.Name) or node.keywords):
+            raise ExpressionError(f"only plain function calls are allowed in an expression ({text!r})")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
+            raise ExpressionError(f"constant {node.value!r} is not allowed in an expression")
+
+
 def parse_expression(text: str, symbol_names: Iterable[str]) -> sympy.Expr:
     """Parse `text` over the given input names; raise ExpressionError naming what is wrong."""
     names = tuple(symbol_names)
+    _screen(text)
     local = {n: sympy.Symbol(n) for n in names}
     local.update(ALLOWED_FUNCTIONS)
     try:
