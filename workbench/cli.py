@@ -184,7 +184,27 @@ def _run_list(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_eval, _add_run]
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write a Markdown + PNG report of a run or a study",
+                       description="Write RUN_DIR/report/report.md (with figures) for a run, or a "
+                                   "side-by-side comparison for a directory of runs (a study).")
+    p.add_argument("path", metavar="RUN_OR_STUDY_DIR")
+    p.set_defaults(handler=_run_report)
+
+
+def _run_report(args: argparse.Namespace, console: Console) -> int:
+    from .report import write_report
+
+    try:
+        path = write_report(args.path)
+    except FileNotFoundError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    console.print(f"report: [bold]{path}[/]")
+    return EXIT_OK
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_eval, _add_run, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    console = Console(stderr=False)
+    console = Console(soft_wrap=True)
     if args.version:
         from . import __version__
         print(__version__)

@@ -140,3 +140,15 @@ def score_candidate(family: Family, candidate: Candidate, meta: Any, train_envs:
 
 def replace(req: EvalRequest, **changes: Any) -> EvalRequest:
     return dataclasses.replace(req, **changes)
+
+
+def record_result(store: Any, candidate_id: int, result: EvalResult, seeds: int, seed: int,
+                  steps_per_run: dict[str, int] | None = None) -> None:
+    """Store an EvalResult: one evaluation row per env and split, then the candidate's outcome."""
+    for split, envs in (("train", result.envs), ("test", result.test_envs)):
+        for env, stats in envs.items():
+            steps = (steps_per_run or {}).get(env, 0) * seeds
+            store.add_evaluation(candidate_id, env, split, stats, seeds, seed, env_steps=steps)
+            store.add_cost(env_steps=steps)
+    store.finish_candidate(candidate_id, result.outcome, result.reason, result.fitness,
+                           result.test_fitness)
