@@ -204,7 +204,36 @@ def _run_report(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_eval, _add_run, _add_report]
+def _add_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="run a set of configs into one directory and report them",
+                       description="Run every run listed in a study file into STUDY_DIR (finished "
+                                   "runs are skipped, unfinished ones resumed), then write the "
+                                   "comparison report.",
+                       epilog="example: workbench study --config configs/study_cpu.yaml --dir runs/study")
+    p.add_argument("--config", required=True, metavar="STUDY.yaml")
+    p.add_argument("--dir", required=True, metavar="STUDY_DIR")
+    p.set_defaults(handler=_run_study)
+
+
+def _run_study(args: argparse.Namespace, console: Console) -> int:
+    from .config import ConfigError
+    from .report import study_report
+    from .study import run_study
+
+    try:
+        results = run_study(args.config, args.dir,
+                            on_run=lambda name, d, _: console.print(f"[bold]== {name}[/] -> {d}"))
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    for name, status in results:
+        console.print(f"{name}: {status}")
+    console.print(f"report: [bold]{study_report(args.dir)}[/]")
+    return EXIT_OK
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_eval, _add_run, _add_report,
+                                                                   _add_study]
 
 
 def build_parser() -> argparse.ArgumentParser:
