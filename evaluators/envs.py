@@ -65,6 +65,7 @@ class EnvConfig:
     max_grad_norm: float = 0.5
     anneal_lr: bool = True
     continuous: bool = False
+    library: str = "gymnax"  # or "brax" (optional extra)
     baseline_source: str = "original system (SPEC §3)"
 
     # -- derived sizes ---------------------------------------------------------------------
@@ -147,8 +148,24 @@ _EXTRA = [
               **{**_SMALL, "total_timesteps": int(1e6), "ent_coef": 0.0}),
 ]
 
-ENVS: dict[str, EnvConfig] = {c.key: c for c in _ORIGINAL + _EXTRA}
+_BRAX = dict(num_envs=2048, num_steps=10, total_timesteps=int(3e7), update_epochs=4,
+             num_minibatches=32, ent_coef=0.0, activation="tanh", hsize=64, continuous=True,
+             library="brax")
+_PLACEHOLDER = "original system; a placeholder copied from ant there (SPEC §10 item 13)"
+_BRAX_ENVS = [
+    EnvConfig(key="ant", gymnax_id="ant", lr=3e-4, b1=0.99, b2=0.99, sgd_lr=0.17, recur_lr=3e-4,
+              ppo_temp=6517.31, sgd_temp=4443.31, **_BRAX),
+    EnvConfig(key="humanoid", gymnax_id="humanoid", lr=3e-4, b1=0.9, b2=0.999, sgd_lr=0.053,
+              recur_lr=3e-4, ppo_temp=6517.31, sgd_temp=1.0, baseline_source=_PLACEHOLDER, **_BRAX),
+    EnvConfig(key="walker2d", gymnax_id="walker2d", lr=1e-3, b1=0.9, b2=0.999, sgd_lr=0.52,
+              recur_lr=1e-3, ppo_temp=6517.31, sgd_temp=1.0, baseline_source=_PLACEHOLDER, **_BRAX),
+    EnvConfig(key="hopper", gymnax_id="hopper", lr=8e-4, b1=0.9, b2=0.999, sgd_lr=0.27,
+              recur_lr=8e-4, ppo_temp=6517.31, sgd_temp=1.0, baseline_source=_PLACEHOLDER, **_BRAX),
+]
+
+ENVS: dict[str, EnvConfig] = {c.key: c for c in _ORIGINAL + _EXTRA + _BRAX_ENVS}
 _BY_GYMNAX_ID = {c.gymnax_id.lower(): c.key for c in ENVS.values()}
+_BY_GYMNAX_ID["walker"] = "walker2d"
 
 
 def env_names() -> list[str]:

@@ -13,10 +13,11 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .envs import EnvConfig, env_reset, env_step, make_env
+from .envs import EnvConfig
 from .families.base import Algorithm
 from .learned_optimiser import UpdateContext
 from .networks import init_agent, mlp_forward
+from .vec_env import make_vec_env
 
 
 class Transition(NamedTuple):
@@ -65,25 +66,17 @@ def _policy(actor_out: jax.Array, actor_params: dict, continuous: bool):
 
 def make_train(env_cfg: EnvConfig, algorithm: Algorithm) -> Callable[[jax.Array, Any], TrainOutput]:
     """Build `train(rng, meta)`: one complete PPO run on `env_cfg` with the given algorithm."""
-    env, env_params = make_env(env_cfg)
-    obs_dim = int(jnp.prod(jnp.asarray(env.observation_space(env_params).shape)))
-    if env_cfg.continuous:
-        space = env.action_space(env_params)
-        action_dim = int(space.shape[0])
-        act_low, act_high = float(jnp.min(space.low)), float(jnp.max(space.high))
-    else:
-        action_dim = int(env.num_actions)
+    venv = make_vec_env(env_cfg)
+    obs_dim, action_dim = venv.obs_dim, venv.action_dim
     n_envs, n_steps = env_cfg.num_envs, env_cfg.num_steps
     n_updates, n_epochs, n_mb = env_cfg.num_updates, env_cfg.update_epochs, env_cfg.num_minibatches
     act = env_cfg.activation
-    v_reset = jax.vmap(env_reset, in_axes=(None, None, 0))
-    v_step = jax.vmap(env_step, in_axes=(None, None, 0, 0, 0))
 
     def loss_fn(params, meta, batch: Transition, gae, targets):
         actor_out, actor_stats = mlp_forward(params["actor"], batch.obs, act)
         value_out, critic_stats = mlp_forward(params["critic"], batch.obs, act)
         value = value_out[..., 0]
-        _, log_prob_fn, entropy_fn = _policy(actor_out, params["actor"], env_cfg.continuous)
+        _, log_prob_fn, entropy_fn = _policy(actor_out, params["actor"], venv.continuous)
         log_prob = log_prob_fn(batch.action)
 
         value_clipped = batch.value + jnp.clip(value - batch.value, -env_cfg.clip_eps, env_cfg.clip_eps)
@@ -102,23 +95,21 @@ def make_train(env_cfg: EnvConfig, algorithm: Algorithm) -> Callable[[jax.Array,
 
     def train(rng: jax.Array, meta: Any) -> TrainOutput:
         rng, k_agent, k_opt, k_reset = jax.random.split(rng, 4)
-        params = init_agent(k_agent, obs_dim, action_dim, env_cfg.hsize, env_cfg.continuous)
+        params = init_agent(k_agent, obs_dim, action_dim, env_cfg.hsize, venv.continuous)
         opt_state = algorithm.opt_init(meta, params, k_opt)
-        obs, env_state = v_reset(env, env_params, jax.random.split(k_reset, n_envs))
+        obs, env_state = venv.reset(k_reset)
 
         def env_step_fn(carry, _):
             params, env_state, obs, rng = carry
             rng, k_act, k_env = jax.random.split(rng, 3)
             actor_out, _ = mlp_forward(params["actor"], obs, act)
             value = mlp_forward(params["critic"], obs, act)[0][..., 0]
-            sample, log_prob_fn, _ = _policy(actor_out, params["actor"], env_cfg.continuous)
+            sample, log_prob_fn, _ = _policy(actor_out, params["actor"], venv.continuous)
             action = sample(k_act)
             log_prob = log_prob_fn(action)
-            env_action = jnp.clip(action, act_low, act_high) if env_cfg.continuous else action
-            next_obs, env_state, reward, done = v_step(
-                env, env_params, jax.random.split(k_env, n_envs), env_state, env_action)
-            tr = Transition(obs, action, reward, done.astype(jnp.float32), value, log_prob,
-                            env_state.returned_episode_return)
+            env_action = jnp.clip(action, venv.action_low, venv.action_high) if venv.continuous else action
+            next_obs, env_state, reward, done, returned = venv.step(k_env, env_state, env_action)
+            tr = Transition(obs, action, reward, done.astype(jnp.float32), value, log_prob, returned)
             return (params, env_state, next_obs, rng), tr
 
         def update_step(carry, update_idx):
