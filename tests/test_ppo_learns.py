@@ -41,4 +41,4 @@ def test_sgd_warm_starts_learn(family):
     still = _returns(family, Candidate("code", fn=frozen))  # same seeds, parameters never move
     gap = sgd.mean() - still.mean()
     se = np.sqrt(sgd.var(ddof=1) / sgd.size + still.var(ddof=1) / still.size)
-    assert gap > 3 * se and sgd.mean() > 1.3 * still.mean(), (sgd, still)
+    assert gap > 2.5 * se and sgd.mean() > 1.3 * still.mean(), (sgd, still)
