@@ -168,10 +168,13 @@ def stack_population(members: Sequence[Any]) -> Any:
 
 def evaluate_population(family: Family, candidate: Candidate, meta_pop: Any, rng: jax.Array,
                         train_envs: Sequence[EnvConfig], test_envs: Sequence[EnvConfig] = (),
-                        num_seeds: int = 8, mesh: Mesh | None = None) -> PopulationScores:
-    """One-off scoring of a population (leading axis of `meta_pop`) on train and test envs.
+                        num_seeds: int = 8, mesh: Mesh | None = None,
+                        cache: dict | None = None) -> PopulationScores:
+    """Scoring of a population (leading axis of `meta_pop`) on train and test envs.
 
     Each env gets its own key folded from `rng`, shared by every member (common random numbers).
+    Pass the same `cache` dict to repeated calls (e.g. evaluating an ES mean every few
+    generations) to reuse the compiled evaluators instead of compiling again.
     """
     leaves = jax.tree.leaves(meta_pop)
     pop = leaves[0].shape[0] if leaves else 1
@@ -180,7 +183,13 @@ def evaluate_population(family: Family, candidate: Candidate, meta_pop: Any, rng
     scores = PopulationScores()
     for split, envs in (("train", train_envs), ("test", test_envs)):
         for env in envs:
-            evaluator = PopulationEvaluator(family, candidate, env, pop, num_seeds, mesh)
+            cache_key = (family, candidate, env, pop, num_seeds)
+            if cache is not None and cache_key in cache:
+                evaluator = cache[cache_key]
+            else:
+                evaluator = PopulationEvaluator(family, candidate, env, pop, num_seeds, mesh)
+                if cache is not None:
+                    cache[cache_key] = evaluator
             key = jax.random.fold_in(rng, _env_salt(env.key))
             getattr(scores, split)[env.key] = evaluator(meta_pop, key)
     return scores

@@ -113,11 +113,12 @@ def evaluate_request(req: EvalRequest) -> EvalResult:
 
 
 def score_candidate(family: Family, candidate: Candidate, meta: Any, train_envs: list[EnvConfig],
-                    test_envs: list[EnvConfig], seeds: int, seed: int) -> EvalResult:
+                    test_envs: list[EnvConfig], seeds: int, seed: int,
+                    cache: dict | None = None) -> EvalResult:
     meta_pop = stack_population([meta]) if jax.tree.leaves(meta) else {}
     try:
         scores = evaluate_population(family, candidate, meta_pop, jax.random.key(seed),
-                                     train_envs, test_envs, num_seeds=seeds)
+                                     train_envs, test_envs, num_seeds=seeds, cache=cache)
     except Exception as exc:  # the candidate's code ran inside tracing/training and failed
         last = traceback.extract_tb(exc.__traceback__)[-1]
         return EvalResult(family.name, "crashed",
