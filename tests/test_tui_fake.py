@@ -33,18 +33,22 @@ def make_run(run_dir: Path, name: str = "fake", method: str = "llm", status: str
 
 def fake_method(store: RunStore, n: int = 6, approval: bool = False, delay: float = 0.05) -> None:
     """Propose n candidates; honour pause/stop/messages/approvals through `workbench.control`."""
-    done = len(store.candidates())
-    parent = None
-    if done:
-        parent = store.candidates()[-1].id
-    for i in range(done, n):
+    existing = store.candidates()
+    parent = next((c.id for c in reversed(existing) if c.outcome == "ok"), None)
+    for i in range(n):
+        if i < len(existing) and existing[i].outcome != "pending":
+            continue  # recorded before a stop: never evaluated twice
         control.checkpoint(store, poll_s=0.02)
         for text in control.take_messages(store):
             store.add_message("assistant", f"noted: {text}")
         src = WARM.replace("1.0", f"{1.0 + 0.1 * i:.1f}")
-        store.add_message("assistant", f"proposal {i}", {"tool": "propose"})
-        cid = store.add_candidate(method="mutation", kind="code", label=f"cand {i}", source=src,
-                                  parents=[parent] if parent else [], generation=i)
+        if i < len(existing):
+            cid = existing[i].id  # proposed before a stop, still waiting: wait again
+        else:
+            store.add_message("assistant", f"proposal {i}", {"tool": "propose"})
+            cid = store.add_candidate(method="mutation", kind="code", label=f"cand {i}",
+                                      source=src, parents=[parent] if parent else [],
+                                      generation=i)
         if approval:
             d = control.await_approval(store, cid, poll_s=0.02)
             if d.decision == "reject":

@@ -67,6 +67,7 @@ class RunView(Screen):
         self.selected_id: int | None = None
         self.info: dict = {}
         self.progress: dict = {}
+        self.diff_text = ""  # the shown candidate's diff against its parent (tests read it)
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -282,12 +283,13 @@ class RunView(Screen):
                    word_wrap=True))
         parent = self.cands.get(c.parents[0]) if c.parents else None
         if parent is not None and parent.source and c.source:
-            diff = "".join(difflib.unified_diff(parent.source.splitlines(True),
+            diff = self.diff_text = "".join(difflib.unified_diff(parent.source.splitlines(True),
                                                 c.source.splitlines(True),
                                                 f"candidate {parent.id}", f"candidate {c.id}"))
             self.query_one("#diff", Static).update(
                 Syntax(diff or "(identical to its parent)", "diff", theme=self._syntax_theme()))
         else:
+            self.diff_text = ""
             self.query_one("#diff", Static).update(Text("no parent to diff against", style="dim"))
 
     def _syntax_theme(self) -> str:
