@@ -75,9 +75,9 @@ class RunView(Screen):
         yield Static(id="status", classes="banner")
         with Horizontal(id="meters"):
             yield Label("budget", classes="meter-label")
-            yield ProgressBar(id="budget", show_eta=False)
+            yield ProgressBar(total=1, id="budget", show_eta=False)
             yield Label("eval", classes="meter-label")
-            yield ProgressBar(id="evalprog", show_eta=False)
+            yield ProgressBar(total=1, id="evalprog", show_eta=False)
         with TabbedContent(initial="overview", id="tabs"):
             with TabPane("Overview", id="overview"):
                 yield FitnessPlot(id="plot")
