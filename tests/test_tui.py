@@ -330,7 +330,7 @@ def test_ui_never_freezes_while_a_run_writes(tmp_path):
     run = tmp_path / "ws" / "busy"
     make_run(run).close()
     proc = subprocess.Popen([sys.executable, "-m", "tests.test_tui_fake", str(run), "60",
-                             "--delay", "0.01"], cwd=ROOT)
+                             "--delay", "0.02"], cwd=ROOT)
 
     async def go():
         app = WorkbenchApp(tmp_path / "ws", poll_interval=0.5)

@@ -153,7 +153,10 @@ class RunView(Screen):
                     self.cands[cid] = store.candidate(cid)
                 except KeyError:
                     pass
-        self._fill_candidate_table()
+        if ids is not None and self.sort_by == "id":
+            self._update_candidate_rows(sorted(ids))
+        else:
+            self._fill_candidate_table()
         self.query_one(FitnessPlot).set_data(fitness_series(
             [self.cands[k] for k in sorted(self.cands)]))
         if self.selected_id is None and self.cands:
@@ -170,15 +173,33 @@ class RunView(Screen):
                "outcome": lambda c: (c.outcome, c.id)}[self.sort_by]
         return sorted(rows, key=key)
 
+    @staticmethod
+    def _cells(c: CandidateRow) -> tuple:
+        note = c.reason if c.outcome != "ok" and c.reason else c.label
+        return (str(c.id), str(c.generation), c.kind,
+                Text(c.outcome, style=OUTCOME_STYLE.get(c.outcome, "")),
+                fmt(c.fitness), fmt(c.test_fitness), note[:60])
+
+    def _update_candidate_rows(self, ids: list[int]) -> None:
+        """Change only the rows of candidates that events touched (id order: append new ones)."""
+        table = self.query_one("#cands", DataTable)
+        columns = [c.key for c in table.ordered_columns]
+        for cid in ids:
+            if cid not in self.cands:
+                continue
+            cells = self._cells(self.cands[cid])
+            if str(cid) in table.rows:
+                for col, value in zip(columns, cells):
+                    table.update_cell(str(cid), col, value)
+            else:
+                table.add_row(*cells, key=str(cid))
+
     def _fill_candidate_table(self) -> None:
         table = self.query_one("#cands", DataTable)
         keep = self.selected_id
         table.clear()
         for c in self._sorted():
-            note = c.reason if c.outcome != "ok" and c.reason else c.label
-            table.add_row(str(c.id), str(c.generation), c.kind,
-                          Text(c.outcome, style=OUTCOME_STYLE.get(c.outcome, "")),
-                          fmt(c.fitness), fmt(c.test_fitness), note[:60], key=str(c.id))
+            table.add_row(*self._cells(c), key=str(c.id))
         if keep is not None and str(keep) in {str(k) for k in self.cands}:
             table.move_cursor(row=table.get_row_index(str(keep)), animate=False)
 
