@@ -422,6 +422,9 @@ class RunView(Screen):
         self.query_one("#tabs", TabbedContent).active = tab
 
     def action_back(self) -> None:
+        if isinstance(self.focused, Input):  # esc first leaves the chat box, then the view
+            self.query_one("#cands", DataTable).focus()
+            return
         self.app.pop_screen()
 
     def on_unmount(self) -> None:
