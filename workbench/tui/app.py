@@ -28,11 +28,17 @@ class FrameGapMeter:
         self.last: float | None = None
         self.max_gap = 0.0
         self.ticks = 0
+        self.gaps: list[float] = []
+
+    def reset(self) -> None:
+        self.last, self.max_gap, self.ticks, self.gaps = None, 0.0, 0, []
 
     def tick(self) -> None:
         now = time.perf_counter()
         if self.last is not None:
             self.max_gap = max(self.max_gap, now - self.last)
+            if len(self.gaps) < 100_000:
+                self.gaps.append(now - self.last)
         self.last = now
         self.ticks += 1
 

@@ -72,7 +72,11 @@ class RunsScreen(Screen):
         for col in ("run", "family", "method", "status", "best", "cands", "cost $", "age"):
             table.add_column(col, key=col)
         self.action_refresh()
-        self.set_interval(2.0, self.action_refresh)
+        self.set_interval(2.0, self._tick)
+
+    def _tick(self) -> None:
+        if self.app.screen is self:  # no work while a run view covers this screen
+            self.action_refresh()
 
     @property
     def rows(self) -> list[RunRow]:
