@@ -361,3 +361,59 @@ def test_ui_never_freezes_while_a_run_writes(tmp_path):
     # core the scheduler alone causes such gaps, so only a real stall (>600 ms) fails then.
     limit = 0.2 if load < (os.cpu_count() or 1) - 0.5 else 0.6
     assert gap < limit, f"UI froze for {gap * 1000:.0f} ms (load {load:.1f})"
+
+
+def test_process_launcher_detaches_and_builds_the_cli_command(tmp_path, monkeypatch):
+    from workbench.tui import launcher as launcher_mod
+
+    # resume: a real detached process in its own session, output in the run's process.log
+    bogus = tmp_path / "not-a-run"
+    bogus.mkdir()
+    proc = launcher_mod.ProcessLauncher._spawn(["resume", str(bogus)], bogus)
+    assert os.getsid(proc.pid) != os.getsid(0)
+    assert proc.wait(60) == 2
+    assert "not a run directory" in (bogus / launcher_mod.LOG_NAME).read_text()
+    # start: the config is written into the new run directory and passed to `run`
+    calls = []
+    monkeypatch.setattr(launcher_mod.ProcessLauncher, "_spawn",
+                        staticmethod(lambda args, run_dir: calls.append((args, run_dir))))
+    cfg = build_config({"name": "x", "envs": ["cartpole"], "workspace": str(tmp_path / "ws")})
+    run_dir = launcher_mod.ProcessLauncher().start(cfg)
+    (args, where), = calls
+    assert where == run_dir and run_dir.parent == tmp_path / "ws"
+    assert args[:2] == ["run", "--config"] and args[3:] == ["--run-dir", str(run_dir)]
+    assert build_config(__import__("yaml").safe_load(Path(args[2]).read_text())) == cfg
+
+
+def test_reopening_reattaches_to_a_headless_run(tmp_path):
+    run = tmp_path / "ws" / "headless"
+    store = make_run(run, status="running")
+    t = threading.Thread(target=lambda: _quiet(fake_method, RunStore(run), n=200, delay=0.02),
+                         daemon=True)
+    t.start()
+
+    async def session():
+        app = WorkbenchApp(tmp_path / "ws", poll_interval=0.1)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            rows = app.screen.rows
+            assert [(r.name, r.status) for r in rows] == [("headless", "running")]
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunView) and app.screen.cands)
+            n = len(app.screen.cands)
+            await until(pilot, lambda: len(app.screen.cands) > n)  # live again
+            await pilot.press("q")
+            await pilot.pause()
+            await pilot.click("#leave")
+            await pilot.pause()
+    asyncio.run(session())
+    asyncio.run(session())  # a second UI session finds it and follows it again
+    control.request_stop(store)
+    t.join(10)
+
+
+def _quiet(fn, store, **kw):
+    try:
+        fn(store, **kw)
+    except control.StopRequested:
+        store.set_status("stopped")

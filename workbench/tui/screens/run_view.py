@@ -8,6 +8,7 @@ run is.
 from __future__ import annotations
 
 import difflib
+import sqlite3
 from pathlib import Path
 
 from rich.syntax import Syntax
@@ -121,6 +122,12 @@ class RunView(Screen):
         return self.store
 
     def poll(self) -> None:
+        try:
+            self._poll()
+        except sqlite3.OperationalError as exc:  # a store still being created, or busy
+            self.query_one("#status", Static).update(f"waiting for the store: {exc}")
+
+    def _poll(self) -> None:
         store = self._open_store()
         if store is None:
             self.query_one("#status", Static).update(f"waiting for {self.run_dir} to start…")

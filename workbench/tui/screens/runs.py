@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +85,13 @@ class RunsScreen(Screen):
 
     def action_refresh(self) -> None:
         ws = Path(self.app.workspace)
-        self._rows = [read_run(p, ws) for p in list_runs(ws)]
+        self._rows = []
+        for p in list_runs(ws):
+            try:
+                self._rows.append(read_run(p, ws))
+            except sqlite3.Error:
+                continue  # a run whose store is being created right now: next refresh
+
         self._rows.sort(key=lambda r: -r.created)
         table = self.query_one(DataTable)
         cursor = table.cursor_row
