@@ -22,7 +22,7 @@ from textual.widgets import (Button, DataTable, Footer, Header, Input, Label, Pr
 
 from ... import control
 from ...store import DB_NAME, CandidateRow, RunStore
-from ..widgets.plot import FitnessPlot, fitness_series
+from ..widgets.plot import FitnessPlot, fitness_series, metric_series
 from .modals import EditSourceModal
 
 OUTCOME_STYLE = {"ok": "green", "pending": "dim", "invalid": "red", "forbidden": "bold red",
@@ -68,6 +68,7 @@ class RunView(Screen):
         self.selected_id: int | None = None
         self.info: dict = {}
         self.progress: dict = {}
+        self.last_step = -1
         self.diff_text = ""  # the shown candidate's diff against its parent (tests read it)
 
     # -- layout ------------------------------------------------------------------------------
@@ -142,8 +143,12 @@ class RunView(Screen):
         for e in events:
             if e["kind"] == "progress":
                 self.progress = e["payload"]
+            elif e["kind"] == "metrics":
+                self.last_step = max(self.last_step, int(e["payload"].get("step", 0)))
         if first or changed:
             self._refresh_candidates(store, None if first else changed)
+        if "metrics" in kinds and not changed:
+            self._refresh_plot(store)
         if first or "message" in kinds:
             self._refresh_messages(store)
         if first or kinds & {"approval_requested", "approval", "candidate"}:
@@ -164,12 +169,20 @@ class RunView(Screen):
             self._update_candidate_rows(sorted(ids))
         else:
             self._fill_candidate_table()
-        self.query_one(FitnessPlot).set_data(fitness_series(
-            [self.cands[k] for k in sorted(self.cands)]))
+        self._refresh_plot(store)
         if self.selected_id is None and self.cands:
             self.selected_id = self._sorted()[0].id
         if self.selected_id in (ids or self.cands):
             self.show_candidate(self.selected_id)
+
+    def _refresh_plot(self, store: RunStore) -> None:
+        data = fitness_series([self.cands[k] for k in sorted(self.cands)])
+        if not any(ser.points for ser in data.series):
+            names = [n for n in store.metric_names()]
+            fallback = metric_series({n: store.metric(n) for n in names})
+            if fallback.series:
+                data = fallback
+        self.query_one(FitnessPlot).set_data(data)
 
     def _sorted(self) -> list[CandidateRow]:
         rows = list(self.cands.values())
@@ -251,8 +264,9 @@ class RunView(Screen):
             f"best {fmt(best)} · {cost} · {self.info.get('env_steps', 0):,} steps")
         budget = self._budget(cfg)
         bar = self.query_one("#budget", ProgressBar)
+        used = n if cfg.get("method") == "llm" or self.last_step < 0 else self.last_step + 1
         if budget:
-            bar.update(total=budget, progress=min(n, budget))
+            bar.update(total=budget, progress=min(used, budget))
         if self.progress:
             self.query_one("#evalprog", ProgressBar).update(
                 total=max(float(self.progress.get("total", 1)), 1e-9),

@@ -134,3 +134,14 @@ def fitness_series(candidates) -> PlotData:
         Series("best (train)", best_tr, "bold green"),
         Series("best's test", best_te, "yellow"),
     ])
+
+
+METRIC_HINTS = ("fit", "best", "mean", "return")
+METRIC_STYLES = ("bold green", "cyan", "yellow", "magenta")
+
+
+def metric_series(metrics: dict[str, list[tuple[int, float | None]]]) -> PlotData:
+    """Fallback for methods that log fitness as metrics per step (e.g. ES generations)."""
+    names = [n for n in sorted(metrics) if any(h in n.lower() for h in METRIC_HINTS)][:4]
+    return PlotData([Series(n, [(float(x), y) for x, y in metrics[n] if y is not None], st)
+                     for n, st in zip(names, METRIC_STYLES)], x_label="step")
