@@ -5,6 +5,7 @@ The test types keys into tmux, reads the screen with capture-pane and checks the
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -79,7 +80,9 @@ def test_tui_in_tmux_steers_a_running_method(tmp_path):
                                "--approval", "--delay", "0.05"], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = RunStore(run)
-    tui = Tmux(f"cd {ROOT} && {sys.executable} -m workbench.cli tui {ws}")
+    gap_file = tmp_path / "gap.json"
+    tui = Tmux(f"cd {ROOT} && WORKBENCH_TUI_FRAME_GAP={gap_file} "
+               f"{sys.executable} -m workbench.cli tui {ws}")
     try:
         tui.wait_for("live-run")
         assert "running" in tui.screen()
@@ -109,6 +112,10 @@ def test_tui_in_tmux_steers_a_running_method(tmp_path):
         tui.wait_for("workspace")
         tui.keys("q")
         assert _wait(lambda: not tui.alive(), 10), tui.screen()
+        gap = json.loads(gap_file.read_text())
+        print(f"real terminal: max frame gap {gap['max_ms']:.0f} ms, p99 {gap['p99_ms']:.0f} ms "
+              f"over {gap['ticks']} ticks")
+        assert gap["ticks"] > 20
     finally:
         tui.kill()
         if method.poll() is None:

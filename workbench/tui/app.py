@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -64,6 +66,16 @@ class WorkbenchApp(App):
     def on_mount(self) -> None:
         self.set_interval(self.frame_gap.interval, self.frame_gap.tick)
         self.push_screen(RunsScreen())
+        self.call_after_refresh(self.frame_gap.reset)  # the first paint is startup, not a freeze
+
+    def on_unmount(self) -> None:
+        # WORKBENCH_TUI_FRAME_GAP=FILE: write the largest frame gap (ms) at exit, for measurements
+        target = os.environ.get("WORKBENCH_TUI_FRAME_GAP")
+        if target:
+            gaps = sorted(self.frame_gap.gaps) or [0.0]
+            Path(target).write_text(json.dumps({
+                "max_ms": self.frame_gap.max_gap * 1000,
+                "p99_ms": gaps[int(0.99 * (len(gaps) - 1))] * 1000, "ticks": len(gaps)}))
 
     # -- navigation used by screens ----------------------------------------------------------
     def open_run(self, run_dir: str | Path) -> None:
