@@ -232,8 +232,22 @@ def _run_study(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _add_tui(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tui", help="open the terminal UI to start, watch, steer and resume runs",
+                       description="Open the Textual UI over a workspace of runs (also what "
+                                   "`workbench` with no arguments does in a terminal).")
+    p.add_argument("workspace", nargs="?", default="runs", help="directory holding the runs")
+    p.set_defaults(handler=_run_tui)
+
+
+def _run_tui(args: argparse.Namespace, console: Console) -> int:
+    from .tui import run_tui
+
+    return run_tui(args.workspace)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_eval, _add_run, _add_report,
-                                                                   _add_study]
+                                                                   _add_study, _add_tui]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__version__)
         return EXIT_OK
     if not getattr(args, "handler", None):
+        if args.command is None and sys.stdin.isatty() and sys.stdout.isatty():
+            from .tui import run_tui
+            return run_tui("runs")
         parser.print_help()
         return EXIT_USAGE
     return args.handler(args, console)

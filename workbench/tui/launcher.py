@@ -1,0 +1,44 @@
+"""Starting and resuming runs as detached processes, so the UI never blocks and runs outlive it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Protocol
+
+import yaml
+
+from ..config import RunConfig
+from ..runs import new_run_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOG_NAME = "process.log"
+
+
+class Launcher(Protocol):
+    def start(self, config: RunConfig) -> Path: ...
+
+    def resume(self, run_dir: Path) -> None: ...
+
+
+class ProcessLauncher:
+    """`python -m workbench.cli run/resume` in its own session (survives the TUI quitting)."""
+
+    def start(self, config: RunConfig) -> Path:
+        run_dir = new_run_dir(config)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg_path = run_dir / "tui-config.yaml"
+        cfg_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        self._spawn(["run", "--config", str(cfg_path), "--run-dir", str(run_dir)], run_dir)
+        return run_dir
+
+    def resume(self, run_dir: Path) -> None:
+        self._spawn(["resume", str(run_dir)], Path(run_dir))
+
+    @staticmethod
+    def _spawn(args: list[str], run_dir: Path) -> subprocess.Popen:
+        log = open(Path(run_dir) / LOG_NAME, "ab")
+        return subprocess.Popen([sys.executable, "-m", "workbench.cli", *args],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, cwd=str(REPO_ROOT))

@@ -1,0 +1,453 @@
+"""Run view: a live (or finished) run read from its store, with steering controls.
+
+A timer polls the store every `poll_interval` seconds, reading only events newer than the last
+one seen, and redraws only what those events touched, so the UI stays responsive however long the
+run is.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sqlite3
+from pathlib import Path
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (Button, DataTable, Footer, Header, Input, Label, ProgressBar,
+                             RichLog, Static, TabbedContent, TabPane)
+
+from ... import control
+from ...store import DB_NAME, CandidateRow, RunStore
+from ..widgets.plot import FitnessPlot, fitness_series, metric_series
+from .modals import EditSourceModal
+
+OUTCOME_STYLE = {"ok": "green", "pending": "dim", "invalid": "red", "forbidden": "bold red",
+                 "crashed": "red", "timeout": "yellow", "oom": "yellow", "nan": "magenta",
+                 "no_code": "dim red", "duplicate": "dim"}
+SORTS = ("id", "fitness", "test", "outcome")
+ROLE_STYLE = {"user": "bold cyan", "assistant": "green", "tool": "yellow", "system": "dim"}
+
+
+def fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def lexer_for(c: CandidateRow) -> str:
+    return "python" if c.kind == "code" else "text"
+
+
+class RunView(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("p", "pause", "Pause/resume"),
+        Binding("x", "stop", "Stop"),
+        Binding("R", "resume_run", "Resume run"),
+        Binding("s", "sort", "Sort"),
+        Binding("m", "message", "Message"),
+        Binding("a", "approve", "Approve", show=False),
+        Binding("e", "edit", "Edit", show=False),
+        Binding("j", "reject", "Reject", show=False),
+        Binding("1", "tab('overview')", "Overview", show=False),
+        Binding("2", "tab('candidate')", "Candidate", show=False),
+        Binding("3", "tab('conversation')", "Chat", show=False),
+        Binding("4", "tab('approvals')", "Approvals", show=False),
+    ]
+
+    def __init__(self, run_dir: str | Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.store: RunStore | None = None
+        self.last_event = 0
+        self.last_message = 0
+        self.cands: dict[int, CandidateRow] = {}
+        self.sort_by = "id"
+        self.selected_id: int | None = None
+        self.info: dict = {}
+        self.progress: dict = {}
+        self.last_step = -1
+        self.diff_text = ""  # the shown candidate's diff against its parent (tests read it)
+
+    # -- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="status", classes="banner")
+        with Horizontal(id="meters"):
+            yield Label("budget", classes="meter-label")
+            yield ProgressBar(total=1, id="budget", show_eta=False)
+            yield Label("eval", classes="meter-label")
+            yield ProgressBar(total=1, id="evalprog", show_eta=False)
+        with TabbedContent(initial="overview", id="tabs"):
+            with TabPane("Overview", id="overview"):
+                yield FitnessPlot(id="plot")
+                yield DataTable(id="cands", cursor_type="row", zebra_stripes=True)
+            with TabPane("Candidate", id="candidate"):
+                with VerticalScroll():
+                    yield Static(id="cand-meta")
+                    yield DataTable(id="scores", cursor_type="none")
+                    yield Static(id="code")
+                    yield Static(id="diff")
+            with TabPane("Conversation", id="conversation"):
+                yield RichLog(id="log", wrap=True, markup=False)
+                yield Input(placeholder="message the agent (enter to send)", id="chat")
+            with TabPane("Approvals", id="approvals"):
+                with Vertical():
+                    yield DataTable(id="pending", cursor_type="row")
+                    with Horizontal(classes="row"):
+                        yield Button("Approve (a)", variant="success", id="approve")
+                        yield Button("Edit (e)", variant="primary", id="edit")
+                        yield Button("Reject (j)", variant="error", id="reject")
+                    with VerticalScroll():
+                        yield Static(id="pending-code")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        cands = self.query_one("#cands", DataTable)
+        for col in ("id", "gen", "kind", "outcome", "fitness", "test", "label / reason"):
+            cands.add_column(col, key=col)
+        scores = self.query_one("#scores", DataTable)
+        for col in ("split", "env", "return", "± s.e.", "normalised", "seeds"):
+            scores.add_column(col)
+        self.query_one("#pending", DataTable).add_columns("id", "kind", "label")
+        self.title = self.run_dir.name
+        self.poll()
+        self.set_interval(self.app.poll_interval, self.poll)
+
+    # -- polling -----------------------------------------------------------------------------
+    def _open_store(self) -> RunStore | None:
+        if self.store is None and (self.run_dir / DB_NAME).exists():
+            self.store = RunStore(self.run_dir, readonly=True)
+        return self.store
+
+    def poll(self) -> None:
+        try:
+            self._poll()
+        except sqlite3.OperationalError as exc:  # a store still being created, or busy
+            self.query_one("#status", Static).update(f"waiting for the store: {exc}")
+
+    def _poll(self) -> None:
+        store = self._open_store()
+        if store is None:
+            self.query_one("#status", Static).update(f"waiting for {self.run_dir} to start…")
+            return
+        events = store.events(self.last_event, limit=2000)
+        first = self.last_event == 0
+        if events:
+            self.last_event = events[-1]["id"]
+        kinds = {e["kind"] for e in events}
+        changed = {int(e["payload"]["id"]) for e in events
+                   if e["kind"] in ("candidate", "outcome") and "id" in e["payload"]}
+        for e in events:
+            if e["kind"] == "progress":
+                self.progress = e["payload"]
+            elif e["kind"] == "metrics":
+                self.last_step = max(self.last_step, int(e["payload"].get("step", 0)))
+        if first or changed:
+            self._refresh_candidates(store, None if first else changed)
+        if "metrics" in kinds and not changed:
+            self._refresh_plot(store)
+        if first or "message" in kinds:
+            self._refresh_messages(store)
+        if first or kinds & {"approval_requested", "approval", "candidate"}:
+            self._refresh_pending(store)
+        if first or events:
+            self._refresh_status(store)
+
+    def _refresh_candidates(self, store: RunStore, ids: set[int] | None) -> None:
+        if ids is None:
+            self.cands = {c.id: c for c in store.candidates()}
+        else:
+            for cid in ids:
+                try:
+                    self.cands[cid] = store.candidate(cid)
+                except KeyError:
+                    pass
+        if ids is not None and self.sort_by == "id":
+            self._update_candidate_rows(sorted(ids))
+        else:
+            self._fill_candidate_table()
+        self._refresh_plot(store)
+        if self.selected_id is None and self.cands:
+            self.selected_id = self._sorted()[0].id
+        if self.selected_id in (ids or self.cands):
+            self.show_candidate(self.selected_id)
+
+    def _refresh_plot(self, store: RunStore) -> None:
+        data = fitness_series([self.cands[k] for k in sorted(self.cands)])
+        if not any(ser.points for ser in data.series):
+            names = [n for n in store.metric_names()]
+            fallback = metric_series({n: store.metric(n) for n in names})
+            if fallback.series:
+                data = fallback
+        self.query_one(FitnessPlot).set_data(data)
+
+    def _sorted(self) -> list[CandidateRow]:
+        rows = list(self.cands.values())
+        neg = float("-inf")
+        key = {"id": lambda c: c.id,
+               "fitness": lambda c: (-(c.fitness if c.fitness is not None else neg), c.id),
+               "test": lambda c: (-(c.test_fitness if c.test_fitness is not None else neg), c.id),
+               "outcome": lambda c: (c.outcome, c.id)}[self.sort_by]
+        return sorted(rows, key=key)
+
+    @staticmethod
+    def _cells(c: CandidateRow) -> tuple:
+        note = c.reason if c.outcome != "ok" and c.reason else c.label
+        return (str(c.id), str(c.generation), c.kind,
+                Text(c.outcome, style=OUTCOME_STYLE.get(c.outcome, "")),
+                fmt(c.fitness), fmt(c.test_fitness), note[:60])
+
+    def _update_candidate_rows(self, ids: list[int]) -> None:
+        """Change only the rows of candidates that events touched (id order: append new ones)."""
+        table = self.query_one("#cands", DataTable)
+        columns = [c.key for c in table.ordered_columns]
+        for cid in ids:
+            if cid not in self.cands:
+                continue
+            cells = self._cells(self.cands[cid])
+            if str(cid) in table.rows:
+                for col, value in zip(columns, cells):
+                    table.update_cell(str(cid), col, value)
+            else:
+                table.add_row(*cells, key=str(cid))
+
+    def _fill_candidate_table(self) -> None:
+        table = self.query_one("#cands", DataTable)
+        keep = self.selected_id
+        table.clear()
+        for c in self._sorted():
+            table.add_row(*self._cells(c), key=str(c.id))
+        if keep is not None and str(keep) in {str(k) for k in self.cands}:
+            table.move_cursor(row=table.get_row_index(str(keep)), animate=False)
+
+    def _refresh_messages(self, store: RunStore) -> None:
+        log = self.query_one("#log", RichLog)
+        for m in store.messages():
+            if m["id"] <= self.last_message:
+                continue
+            self.last_message = m["id"]
+            tool = m["info"].get("tool")
+            head = Text(f"{m['role']}" + (f" [{tool}]" if tool else "") + ": ",
+                        style=ROLE_STYLE.get(m["role"], ""))
+            log.write(head + Text(m["content"]))
+
+    def _refresh_pending(self, store: RunStore) -> None:
+        table = self.query_one("#pending", DataTable)
+        ids = control.pending_approvals(store)
+        table.clear()
+        for cid in ids:
+            c = self.cands.get(cid) or store.candidate(cid)
+            table.add_row(str(cid), c.kind, c.label, key=str(cid))
+        pane = self.query_one("#tabs", TabbedContent)
+        pane.get_tab("approvals").label = f"Approvals ({len(ids)})" if ids else "Approvals"
+        self._show_pending()
+
+    def _refresh_status(self, store: RunStore) -> None:
+        self.info = store.run_info() or {}
+        cfg = self.info.get("config", {})
+        status = self.info.get("status", "created")
+        paused = control.is_paused(store) and status == "running"
+        n = len(self.cands)
+        ok = sum(c.outcome == "ok" for c in self.cands.values())
+        best = max((c.fitness for c in self.cands.values() if c.outcome == "ok"
+                    and c.fitness is not None), default=None)
+        llm = cfg.get("llm", {})
+        cap = llm.get("max_cost_usd")
+        cost = f"${self.info.get('cost_usd', 0):.2f}" + (f" / ${cap:.2f}" if cap else "")
+        style = {"running": "green", "stopped": "yellow", "failed": "red"}.get(status, "cyan")
+        self.query_one("#status", Static).update(
+            f"[b]{self.info.get('family', '?')}[/b]/{self.info.get('method', '?')} "
+            f"[{style}]{'PAUSED' if paused else status}[/] · {n} cands ({ok} ok) · "
+            f"best {fmt(best)} · {cost} · {self.info.get('env_steps', 0):,} steps")
+        budget = self._budget(cfg)
+        bar = self.query_one("#budget", ProgressBar)
+        used = n if cfg.get("method") == "llm" or self.last_step < 0 else self.last_step + 1
+        if budget:
+            bar.update(total=budget, progress=min(used, budget))
+        if self.progress:
+            self.query_one("#evalprog", ProgressBar).update(
+                total=max(float(self.progress.get("total", 1)), 1e-9),
+                progress=float(self.progress.get("done", 0)))
+
+    def _budget(self, cfg: dict) -> int | None:
+        method = cfg.get("method")
+        if method == "llm":
+            llm = cfg.get("llm", {})
+            return llm.get("max_candidates") or llm.get("generations")
+        if method == "es":
+            return cfg.get("es", {}).get("generations")
+        return None
+
+    # -- candidate details -----------------------------------------------------------------
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "cands" and event.row_key is not None:
+            self.selected_id = int(event.row_key.value)
+            self.show_candidate(self.selected_id)
+        elif event.data_table.id == "pending":
+            self._show_pending()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "cands":
+            self.action_tab("candidate")
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        if event.data_table.id == "cands":
+            by = {"id": "id", "fitness": "fitness", "test": "test", "outcome": "outcome"}
+            if str(event.column_key.value) in by:
+                self.sort_by = by[str(event.column_key.value)]
+                self._fill_candidate_table()
+
+    def show_candidate(self, cid: int | None) -> None:
+        if cid is None or cid not in self.cands or self.store is None:
+            return
+        c = self.cands[cid]
+        meta = Text.assemble(
+            (f"candidate {c.id}", "bold"), f"  {c.method}/{c.kind}  gen {c.generation}  ",
+            (c.outcome, OUTCOME_STYLE.get(c.outcome, "")),
+            f"  fitness {fmt(c.fitness)}  test {fmt(c.test_fitness)}  parents {c.parents or '-'}")
+        if c.reason:
+            meta.append(f"\nreason: {c.reason}", style="yellow")
+        thought = c.info.get("thought")
+        if thought:
+            meta.append(f"\nthought: {thought}", style="italic")
+        self.query_one("#cand-meta", Static).update(meta)
+        scores = self.query_one("#scores", DataTable)
+        scores.clear()
+        for ev in self.store.evaluations(cid):
+            scores.add_row(ev["split"], ev["env"], fmt(ev["return_mean"]), fmt(ev["return_stderr"]),
+                           fmt(ev["normalized"]), str(ev["seeds"]))
+        src = c.source or (f"(network parameters: {c.params_path})" if c.params_path else "")
+        self.query_one("#code", Static).update(
+            Syntax(src, lexer_for(c), theme=self._syntax_theme(), line_numbers=True,
+                   word_wrap=True))
+        parent = self.cands.get(c.parents[0]) if c.parents else None
+        if parent is not None and parent.source and c.source:
+            diff = self.diff_text = "".join(difflib.unified_diff(parent.source.splitlines(True),
+                                                c.source.splitlines(True),
+                                                f"candidate {parent.id}", f"candidate {c.id}"))
+            self.query_one("#diff", Static).update(
+                Syntax(diff or "(identical to its parent)", "diff", theme=self._syntax_theme()))
+        else:
+            self.diff_text = ""
+            self.query_one("#diff", Static).update(Text("no parent to diff against", style="dim"))
+
+    def _syntax_theme(self) -> str:
+        return "monokai" if self.app.current_theme.dark else "default"
+
+    def _pending_id(self) -> int | None:
+        table = self.query_one("#pending", DataTable)
+        if table.row_count == 0:
+            return None
+        row = table.coordinate_to_cell_key((max(table.cursor_row, 0), 0)).row_key
+        return int(row.value)
+
+    def _show_pending(self) -> None:
+        cid = self._pending_id()
+        target = self.query_one("#pending-code", Static)
+        if cid is None or self.store is None:
+            target.update(Text("no candidate is waiting for approval", style="dim"))
+            return
+        c = self.cands.get(cid) or self.store.candidate(cid)
+        target.update(Syntax(c.source or "", lexer_for(c), theme=self._syntax_theme(),
+                             line_numbers=True))
+
+    # -- steering ----------------------------------------------------------------------------
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "chat" or self.store is None:
+            return
+        try:
+            control.inject_message(self.store, event.value)
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        event.input.value = ""
+        self.poll()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        {"approve": self.action_approve, "edit": self.action_edit,
+         "reject": self.action_reject}[event.button.id]()
+
+    def _decide(self, decision: str, source: str | None = None) -> None:
+        cid = self._pending_id()
+        if cid is None or self.store is None:
+            self.notify("no candidate is waiting for approval", severity="warning")
+            return
+        try:
+            control.decide(self.store, cid, decision, source)
+        except (KeyError, ValueError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"candidate {cid}: {decision}")
+        self.poll()
+
+    def action_approve(self) -> None:
+        self._decide("approve")
+
+    def action_reject(self) -> None:
+        self._decide("reject")
+
+    def action_edit(self) -> None:
+        cid = self._pending_id()
+        if cid is None or self.store is None:
+            self.notify("no candidate is waiting for approval", severity="warning")
+            return
+        c = self.cands.get(cid) or self.store.candidate(cid)
+
+        def done(text: str | None) -> None:
+            if text is not None:
+                self._decide("edit", text)
+        self.app.push_screen(EditSourceModal(c.source or ""), done)
+
+    def action_pause(self) -> None:
+        if self.store is None:
+            return
+        if control.is_paused(self.store):
+            control.request_resume(self.store)
+            self.notify("resume requested")
+        else:
+            control.request_pause(self.store)
+            self.notify("pause requested; the run pauses at its next checkpoint")
+        self.poll()
+
+    def action_stop(self) -> None:
+        if self.store is None:
+            return
+        control.request_stop(self.store)
+        self.notify("stop requested; the run saves its state and stops at its next checkpoint")
+        self.poll()
+
+    def action_resume_run(self) -> None:
+        status = (self.info or {}).get("status")
+        if status == "running":
+            self.notify("the run is already running", severity="warning")
+            return
+        if status == "finished":
+            self.notify("the run has finished; nothing to resume", severity="warning")
+            return
+        self.app.resume_run(self.run_dir)
+        self.notify("resuming")
+
+    def action_sort(self) -> None:
+        self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
+        self._fill_candidate_table()
+        self.notify(f"sorted by {self.sort_by}")
+
+    def action_message(self) -> None:
+        self.action_tab("conversation")
+        self.query_one("#chat", Input).focus()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+
+    def action_back(self) -> None:
+        if isinstance(self.focused, Input):  # esc first leaves the chat box, then the view
+            self.query_one("#cands", DataTable).focus()
+            return
+        self.app.pop_screen()
+
+    def on_unmount(self) -> None:
+        if self.store is not None:
+            self.store.close()
