@@ -20,6 +20,7 @@ from evaluators.envs import EnvConfig, get_env_config
 from evaluators.families import get_family
 from evaluators.fitness import NAN_RETURN, PopulationEvaluator
 
+from .. import control
 from ..config import RunConfig
 from ..evaluate import record_result, score_candidate
 from ..params_io import save_params
@@ -96,11 +97,13 @@ def run(config: RunConfig, store: RunStore) -> None:
             "worst_fitness": float(np.min(fitness)), "sigma": state.sigma, "lr": state.lr})
         bar.update(1)
         bar.set_postfix(best=f"{np.max(fitness):.3f}", mean=f"{np.mean(fitness):.3f}")
+        control.report_progress(store, state.generation, es_cfg.generations, "generation")
         if state.generation % es_cfg.save_every == 0 or state.generation == es_cfg.generations:
             save_checkpoint(store.run_dir, state)
             store.set_state("es_generation", state.generation)
             parent = _record_mean(config, store, family, state, unravel, hsize, parent, test_envs,
                                   train_envs, eval_cache)
+            control.checkpoint(store)  # pause here, or stop with the state just saved
     bar.close()
 
 
