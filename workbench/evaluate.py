@@ -8,7 +8,6 @@ outcome.  Failures of the candidate (bad signature, crash, NaN) are outcomes, no
 from __future__ import annotations
 
 import dataclasses
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,9 +17,9 @@ import numpy as np
 
 from evaluators.envs import EnvConfig, get_env_config
 from evaluators.families import Candidate, Family, get_family
-from evaluators.fitness import evaluate_population, stack_population
 from sandbox.checks import ProgramError, load_program
 from sandbox.expressions import ExpressionError, compile_expression
+from sandbox.score import score as sandbox_score
 
 from .params_io import load_params
 
@@ -114,27 +113,12 @@ def evaluate_request(req: EvalRequest) -> EvalResult:
 
 def score_candidate(family: Family, candidate: Candidate, meta: Any, train_envs: list[EnvConfig],
                     test_envs: list[EnvConfig], seeds: int, seed: int) -> EvalResult:
-    meta_pop = stack_population([meta]) if jax.tree.leaves(meta) else {}
-    try:
-        scores = evaluate_population(family, candidate, meta_pop, jax.random.key(seed),
-                                     train_envs, test_envs, num_seeds=seeds)
-    except Exception as exc:  # the candidate's code ran inside tracing/training and failed
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        return EvalResult(family.name, "crashed",
-                          f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})")
-    result = EvalResult(family.name, "ok")
-    for split, envs in (("envs", scores.train), ("test_envs", scores.test)):
-        for name, s in envs.items():
-            getattr(result, split)[name] = s.member(0)
-            result.curves[name] = s.curves[0]
-    all_envs = {e.key: e for e in train_envs + test_envs}
+    """In-process scoring (no sandbox); `sandbox.score.score` is the shared core."""
+    s = sandbox_score(family, candidate, meta, train_envs, test_envs, seeds, seed)
+    result = EvalResult(family.name, s.outcome, s.reason, envs=s.envs, test_envs=s.test_envs,
+                        fitness=s.fitness, test_fitness=s.test_fitness, curves=s.curves)
+    all_envs = {e.key: e for e in list(train_envs) + list(test_envs)}
     result.steps_per_update = {k: e.num_steps * e.num_envs for k, e in all_envs.items()}
-    result.fitness = float(scores.fitness[0])
-    result.test_fitness = float(scores.test_fitness[0]) if scores.test else None
-    if bool(scores.nan[0]):
-        bad = [n for n, s in {**scores.train, **scores.test}.items() if s.nan[0]]
-        result.outcome = "nan"
-        result.reason = f"training produced NaN returns on {', '.join(bad)}"
     return result
 
 
