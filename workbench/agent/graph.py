@@ -198,8 +198,9 @@ def run_agent(config: Any, store: RunStore, progress: Any = None) -> None:
                          cpu_time_limit_s=cs.cpu_time_limit_s) as pool:
             graph = build_graph(config, store, pool, progress).compile(checkpointer=SqliteSaver(conn))
             snap = graph.get_state(THREAD)
-            if control.wants_stop(store):  # a stop request belongs to the previous session
+            if store.get_state("final_status") == "stopped":  # the stop ended the previous session
                 store.set_state(control.CONTROL_KEY, {})
+                store.set_state("final_status", "running")
             if not snap.values:
                 graph.invoke({"generation": 0, "pending": None, "done": False}, THREAD)
             elif snap.next:
