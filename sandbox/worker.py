@@ -45,6 +45,10 @@ def _apply_limits(cpu_s: float | None, memory_mb: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+class CandidateCrash(RuntimeError):
+    """The candidate raised while being called on test inputs (outcome `crashed`)."""
+
+
 def lpo_quick_check(fn: Callable[..., Any], kind: str) -> str | None:
     """Random-input checks of an LPO drift: shape, finite, gradient, >= 0, zero at r = 1.
 
@@ -70,7 +74,7 @@ def lpo_quick_check(fn: Callable[..., Any], kind: str) -> str | None:
         text = f"{type(exc).__name__}: {exc}"
         if "RESOURCE_EXHAUSTED" in text or "Out of memory" in text:
             raise MemoryError(text[:500]) from None
-        return f"calling the function on arrays of shape (256,) failed: {text[:1000]}"
+        raise CandidateCrash(f"calling the function on arrays of shape (256,) failed: {text[:1000]}") from None
     if out.shape != ratio.shape:
         return f"output shape {out.shape} does not broadcast to the input shape {ratio.shape}"
     if not bool(jnp.all(jnp.isfinite(out))):
@@ -114,7 +118,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     timings["screen_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if family.name == "lpo":
-        problem = lpo_quick_check(fn, job["kind"])
+        try:
+            problem = lpo_quick_check(fn, job["kind"])
+        except CandidateCrash as exc:
+            return {"outcome": "crashed", "reason": str(exc), "timings": timings}
         if problem:
             timings["checks_s"] = time.perf_counter() - t0
             return {"outcome": "invalid", "reason": problem, "timings": timings}
