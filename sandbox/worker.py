@@ -66,8 +66,14 @@ def lpo_quick_check(fn: Callable[..., Any], kind: str) -> str | None:
     key_r, key_a = jax.random.split(jax.random.key(7))
     ratio = jnp.exp(jax.random.uniform(key_r, (256,), minval=-0.6, maxval=0.6))
     adv = jax.random.normal(key_a, (256,)) * 2.0
-    try:
+    @jax.jit
+    def probe(ratio, adv):  # one compile for all checks, not one per eager op
         out = drift(ratio, adv)
+        grad = jax.grad(lambda r: drift(r, adv).sum())(ratio)
+        return out, grad, drift(jnp.ones_like(adv), adv)
+
+    try:
+        out, grad, at_one = jax.block_until_ready(probe(ratio, adv))
     except MemoryError:
         raise
     except Exception as exc:
@@ -79,12 +85,10 @@ def lpo_quick_check(fn: Callable[..., Any], kind: str) -> str | None:
         return f"output shape {out.shape} does not broadcast to the input shape {ratio.shape}"
     if not bool(jnp.all(jnp.isfinite(out))):
         return "output is not finite (NaN or inf) for ratios in [0.55, 1.8]"
-    grad = jax.grad(lambda r: drift(r, adv).sum())(ratio)
     if not bool(jnp.all(jnp.isfinite(grad))):
         return "gradient with respect to ratio is not finite"
     if float(out.min()) < -1e-6:
         return f"drift must be >= 0 everywhere (minimum {float(out.min()):.3g})"
-    at_one = drift(jnp.ones_like(adv), adv)
     if float(jnp.abs(at_one).max()) > 1e-5:
         return f"drift must be 0 at r = 1 (got up to {float(jnp.abs(at_one).max()):.3g})"
     return None
@@ -175,7 +179,9 @@ def main() -> int:
     except MemoryError as exc:
         result = {"outcome": "oom", "reason": f"out of memory: {exc}"}
     except Exception as exc:  # noqa: BLE001 - a candidate's failure, reported not raised
-        result = {"outcome": "crashed", "reason": f"{type(exc).__name__}: {exc}"[:2000]}
+        text = f"{type(exc).__name__}: {exc}"[:2000]
+        oom = "Out of memory" in text or "RESOURCE_EXHAUSTED" in text
+        result = {"outcome": "oom" if oom else "crashed", "reason": text}
     proto.write(json.dumps(_clean(result)) + "\n")
     proto.flush()
     return 0

@@ -27,7 +27,7 @@ SCRIPT = [  # (kind, payload) per request, in order
     ("text", "I think we should try something clever, but here is no JSON."),   # -> no_code
     ("status", 429), ("text", _prog("    return ratio[:, None] @ jnp.ones((3, 3, 3))\n")),  # -> crashed
     ("slow", 6.0), ("text", _prog("    while True:\n        pass\n")),          # -> timeout
-    ("text", _prog("    return ratio * 0 + jnp.zeros((12_500_000_000,)).sum()\n")),  # -> oom
+    ("text", _prog("    x = jnp.cumsum(jnp.full((12_500_000_000,), ratio[0]))\n    return 0 * x[-1] + 0 * ratio\n")),  # -> oom
     ("text", "```json\n" + json.dumps({"thought": "", "name": "env", "code":
         "import os\ndef drift(ratio, advantage, epsilon):\n    return os.environ['OPENAI_API_KEY']\n"}) + "\n```"),
     ("text", json.dumps({"thought": "", "name": "net", "code":

@@ -39,7 +39,8 @@ def test_outcomes(pool):
     cases = {
         "forbidden": "import os\ndef drift(ratio, advantage, epsilon):\n    return os.environ\n",
         "invalid": "def drift(ratio, advantage):\n    return ratio\n",
-        "oom": "def drift(ratio, advantage, epsilon):\n    return ratio * 0 + jnp.zeros((12_500_000_000,)).sum()\n",
+        "oom": ("def drift(ratio, advantage, epsilon):\n    x = jnp.cumsum(jnp.full((12_500_000_000,), ratio[0]))\n"
+                "    return jax.nn.relu(ratio - 1) * 0 + 0 * x[-1]\n"),
         "crashed": "def drift(ratio, advantage, epsilon):\n    return ratio[:, None] @ jnp.ones((3, 3, 3))\n",
     }
     for expected, src in cases.items():
