@@ -35,6 +35,7 @@ class AgentState(TypedDict, total=False):
     generation: int
     pending: int | None
     done: bool
+    last: int | None  # the candidate whose outcome `reflect` reports
 
 
 def _budget_left(config: Any, store: RunStore) -> str | None:
@@ -183,10 +184,6 @@ def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any =
     g.add_conditional_edges("evaluate", lambda s: END if s.get("done") else "reflect")
     g.add_edge("reflect", "propose")
     return g
-
-
-# `last` is carried between nodes too
-AgentState.__annotations__["last"] = int | None
 
 
 def run_agent(config: Any, store: RunStore, progress: Any = None) -> None:
