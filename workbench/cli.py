@@ -49,6 +49,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="master random seed (default 0)")
     p.add_argument("--timesteps", type=int, help="environment steps per run (default: the env's own)")
     p.add_argument("--num-envs", type=int, help="parallel environments per run (default: the env's own)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="wall-clock limit for a sandboxed --code/--expr candidate (default: sandbox.time_limit_s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--plot", metavar="FILE.png", help="write a learning-curve figure")
     p.set_defaults(handler=_run_eval)
@@ -62,7 +64,8 @@ def _run_eval(args: argparse.Namespace, console: Console) -> int:
 
     fields = {"family": args.family, "envs": args.env, "test_envs": args.test_env,
               "candidate": args.candidate, "params_file": args.params, "seeds": args.seeds,
-              "seed": args.seed, "timesteps": args.timesteps, "num_envs": args.num_envs}
+              "seed": args.seed, "timesteps": args.timesteps, "num_envs": args.num_envs,
+              "time_limit_s": args.time_limit}
     if args.code is not None:
         try:
             fields["code"] = Path(args.code).read_text()

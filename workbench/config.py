@@ -76,6 +76,8 @@ class LLMConfig(_Section):
     temperature: float | None = None
     request_timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(6, ge=0)
+    retry_base_s: float = Field(2.0, ge=0)  # exponential backoff: base * 2**attempt seconds
+    api_key_env: str | None = None  # env var (or .env entry) holding the key; None: litellm's default
     archive_top_k: int = Field(8, ge=1)
     approval: bool = False  # human approves every candidate before evaluation
 

@@ -8,7 +8,6 @@ outcome.  Failures of the candidate (bad signature, crash, NaN) are outcomes, no
 from __future__ import annotations
 
 import dataclasses
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,9 +17,9 @@ import numpy as np
 
 from evaluators.envs import EnvConfig, get_env_config
 from evaluators.families import Candidate, Family, get_family
-from evaluators.fitness import evaluate_population, stack_population
 from sandbox.checks import ProgramError, load_program
 from sandbox.expressions import ExpressionError, compile_expression
+from sandbox.score import score as sandbox_score
 
 from .params_io import load_params
 
@@ -42,6 +41,8 @@ class EvalRequest:
     seed: int = 0
     timesteps: int | None = None  # None: each environment's own setting
     num_envs: int | None = None
+    time_limit_s: float | None = None  # sandbox wall-clock limit; None: SandboxConfig's default
+    sandboxed: bool = True  # --code/--expr run in a sandbox worker process
 
 
 @dataclass
@@ -55,11 +56,12 @@ class EvalResult:
     test_fitness: float | None = None
     curves: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     steps_per_update: dict[str, int] = field(default_factory=dict, repr=False)
+    timings: dict[str, float] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"family": self.family, "outcome": self.outcome, "reason": self.reason,
                 "envs": self.envs, "test_envs": self.test_envs, "fitness": self.fitness,
-                "test_fitness": self.test_fitness}
+                "test_fitness": self.test_fitness, "timings": self.timings}
 
 
 def resolve_envs(names: Sequence[str], timesteps: int | None, num_envs: int | None
@@ -103,6 +105,10 @@ def evaluate_request(req: EvalRequest) -> EvalResult:
     family = get_family(req.family)  # unknown family: raised to the caller (a usage error)
     train_envs = resolve_envs(req.envs, req.timesteps, req.num_envs)
     test_envs = resolve_envs(req.test_envs, req.timesteps, req.num_envs)
+    if req.sandboxed and (req.code is not None or req.expr is not None):
+        if req.code is not None and req.expr is not None:
+            raise ValueError("give at most one of --code, --expr and --params")
+        return _evaluate_sandboxed(family, req, train_envs + test_envs)
     try:
         candidate, meta = build_candidate(family, req)
     except ProgramError as exc:
@@ -112,30 +118,37 @@ def evaluate_request(req: EvalRequest) -> EvalResult:
     return score_candidate(family, candidate, meta, train_envs, test_envs, req.seeds, req.seed)
 
 
+def _evaluate_sandboxed(family: Family, req: EvalRequest, envs: list[EnvConfig]) -> EvalResult:
+    """Untrusted source never runs in this process: one sandbox worker trains it."""
+    from sandbox.pool import SandboxPool
+
+    from .config import SandboxConfig
+
+    cfg = SandboxConfig()
+    job = {"family": family.name, "kind": "code" if req.code is not None else "symbolic",
+           "source": req.code if req.code is not None else req.expr, "envs": list(req.envs),
+           "test_envs": list(req.test_envs), "seeds": req.seeds, "seed": req.seed,
+           "timesteps": req.timesteps, "num_envs": req.num_envs}
+    with SandboxPool(spares=1, time_limit_s=req.time_limit_s or cfg.time_limit_s,
+                     memory_limit_mb=cfg.memory_limit_mb, cpu_time_limit_s=cfg.cpu_time_limit_s) as pool:
+        r = pool.evaluate(job)
+    result = EvalResult(family.name, r.outcome, r.reason, envs=r.envs, test_envs=r.test_envs,
+                        fitness=r.fitness, test_fitness=r.test_fitness,
+                        curves={k: np.asarray([v], dtype=float) for k, v in r.curves.items()})
+    result.steps_per_update = {e.key: e.num_steps * e.num_envs for e in envs}
+    result.timings = r.timings
+    return result
+
+
 def score_candidate(family: Family, candidate: Candidate, meta: Any, train_envs: list[EnvConfig],
                     test_envs: list[EnvConfig], seeds: int, seed: int,
                     cache: dict | None = None) -> EvalResult:
-    meta_pop = stack_population([meta]) if jax.tree.leaves(meta) else {}
-    try:
-        scores = evaluate_population(family, candidate, meta_pop, jax.random.key(seed),
-                                     train_envs, test_envs, num_seeds=seeds, cache=cache)
-    except Exception as exc:  # the candidate's code ran inside tracing/training and failed
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        return EvalResult(family.name, "crashed",
-                          f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})")
-    result = EvalResult(family.name, "ok")
-    for split, envs in (("envs", scores.train), ("test_envs", scores.test)):
-        for name, s in envs.items():
-            getattr(result, split)[name] = s.member(0)
-            result.curves[name] = s.curves[0]
-    all_envs = {e.key: e for e in train_envs + test_envs}
+    """In-process scoring (no sandbox); `sandbox.score.score` is the shared core."""
+    s = sandbox_score(family, candidate, meta, train_envs, test_envs, seeds, seed, cache=cache)
+    result = EvalResult(family.name, s.outcome, s.reason, envs=s.envs, test_envs=s.test_envs,
+                        fitness=s.fitness, test_fitness=s.test_fitness, curves=s.curves)
+    all_envs = {e.key: e for e in list(train_envs) + list(test_envs)}
     result.steps_per_update = {k: e.num_steps * e.num_envs for k, e in all_envs.items()}
-    result.fitness = float(scores.fitness[0])
-    result.test_fitness = float(scores.test_fitness[0]) if scores.test else None
-    if bool(scores.nan[0]):
-        bad = [n for n, s in {**scores.train, **scores.test}.items() if s.nan[0]]
-        result.outcome = "nan"
-        result.reason = f"training produced NaN returns on {', '.join(bad)}"
     return result
 
 

@@ -1,0 +1,79 @@
+"""kill -9 in the middle of an evaluation loses nothing recorded; resume redoes only that candidate."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from workbench.agent import control
+from workbench.store import RunStore
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = ["--set", "llm.generations=4", "--set", "timesteps=8192", "--set", "seeds=1",
+            "--set", "sandbox.time_limit_s=60"]
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "workbench.cli", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, **kw)
+
+
+def test_sigkill_mid_evaluation_then_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _cli("run", "--config", "configs/quickstart.yaml", "--run-dir", str(run_dir), *SETTINGS)
+    victim = None
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and victim is None:
+            time.sleep(0.2)
+            if not (run_dir / "run.sqlite").exists():
+                continue
+            store = RunStore(run_dir)
+            evs = [e for e in store.events() if e["kind"] == "evaluating"]
+            if len(evs) >= 2 and store.candidate(evs[-1]["payload"]["id"]).outcome == "pending":
+                victim = evs[-1]["payload"]["id"]
+            store.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its sandbox workers, all at once
+        proc.wait()
+    assert victim is not None, "never caught a candidate in evaluation"
+    store = RunStore(run_dir)
+    before = {r.id: (r.outcome, r.fitness) for r in store.candidates()}
+    assert before[victim][0] == "pending"
+    assert before[1][0] == "ok"  # the warm start was recorded before the kill
+    store.close()
+
+    assert _cli("resume", str(run_dir)).wait(timeout=300) == 0
+    store = RunStore(run_dir)
+    rows = store.candidates()
+    assert len(rows) == 4 and all(r.outcome != "pending" for r in rows)
+    for cid, (outcome, fitness) in before.items():
+        if cid != victim:
+            assert (store.candidate(cid).outcome, store.candidate(cid).fitness) == (outcome, fitness)
+    # the victim was evaluated exactly once after the resume; nothing else twice
+    evaluating = [e["payload"]["id"] for e in store.events() if e["kind"] == "evaluating"]
+    assert evaluating.count(victim) == 2
+    assert all(evaluating.count(c) == 1 for c in set(evaluating) - {victim})
+    assert (run_dir / "agent.sqlite").exists()
+    assert store.run_info()["status"] == "finished"
+
+
+def test_stop_control_and_resume_with_more_budget(tmp_path):
+    run_dir = tmp_path / "run"
+    from workbench.config import build_config
+    from workbench.runs import create_run, execute
+
+    cfg = build_config({"family": "lpo", "method": "llm", "envs": ["cartpole"], "seeds": 1,
+                        "timesteps": 4096, "num_envs": 4,
+                        "llm": {"proposer": "mutation", "generations": 3},
+                        "sandbox": {"time_limit_s": 60}})
+    store = create_run(cfg, run_dir)
+    control.stop(store)  # stop before anything is proposed
+    assert execute(cfg, store) == "stopped" and not store.candidates()
+    # resume clears the stale stop and runs to the budget; messages hold the feedback
+    assert execute(cfg, store) == "finished"
+    assert len(store.candidates()) == 3
+    assert sum(m["role"] == "feedback" for m in store.messages()) == 3

@@ -1,0 +1,119 @@
+"""The REAL litellm client against a scripted OpenAI-compatible server on 127.0.0.1.
+
+Every hostile or broken reply becomes the right stored outcome, the run goes on, and no secret
+reaches a candidate or the store.
+"""
+
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from workbench.config import build_config
+from workbench.runs import create_run, execute
+
+SECRET = "sk-test-secret-do-not-leak"
+
+
+def _prog(body: str) -> str:
+    return json.dumps({"thought": "t", "name": "n",
+                       "code": "def drift(ratio, advantage, epsilon):\n" + body})
+
+
+SCRIPT = [  # (kind, payload) per request, in order
+    ("text", "I think we should try something clever, but here is no JSON."),   # -> no_code
+    ("status", 429), ("text", _prog("    return ratio[:, None] @ jnp.ones((3, 3, 3))\n")),  # -> crashed
+    ("slow", 6.0), ("text", _prog("    while True:\n        pass\n")),          # -> timeout
+    ("text", _prog("    x = jnp.cumsum(jnp.full((12_500_000_000,), ratio[0]))\n    return 0 * x[-1] + 0 * ratio\n")),  # -> oom
+    ("text", "```json\n" + json.dumps({"thought": "", "name": "env", "code":
+        "import os\ndef drift(ratio, advantage, epsilon):\n    return os.environ['OPENAI_API_KEY']\n"}) + "\n```"),
+    ("text", json.dumps({"thought": "", "name": "net", "code":
+        "import socket\ndef drift(ratio, advantage, epsilon):\n    socket.socket()\n    return ratio\n"})),
+    ("text", _prog("    open('/tmp/escaped.txt', 'w').write('x')\n    return ratio\n")),  # -> forbidden
+    ("text", _prog("    ppo = jax.nn.relu((ratio - jnp.clip(ratio, 1 - epsilon, 1 + epsilon)) * advantage)\n"
+           "    return ppo if ratio.size == 256 else ppo * jnp.nan\n")),  # fine on the check batch; NaN in training -> nan
+    ("text", _prog("    return jax.nn.relu((ratio - jnp.clip(ratio, 1 - epsilon, 1 + epsilon)) * advantage)\n")),
+]
+# NaN parameters in CartPole still give finite (bad) episode returns, so the evaluator reports the
+# NaN-in-training program as `ok` with a poor fitness unless its returns are NaN: both accepted.
+EXPECTED = ["ok", "no_code", "crashed", "timeout", "oom", "forbidden", "forbidden", "forbidden", "nan|ok",
+            "ok"]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    script: list = []
+    bodies: list = []
+
+    def log_message(self, *a):  # keep test output clean
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        _Handler.bodies.append(body.decode())
+        kind, payload = _Handler.script.pop(0) if _Handler.script else ("text", "{}")
+        if kind == "status":
+            self.send_response(payload)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"error": {"message": "rate limited", "type": "rate_limit"}}).encode())
+            return
+        if kind == "slow":
+            time.sleep(payload)
+            payload = "{}"
+        reply = {"id": "x", "object": "chat.completion", "created": int(time.time()), "model": "test-model",
+                 "choices": [{"index": 0, "finish_reason": "stop",
+                              "message": {"role": "assistant", "content": payload}}],
+                 "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}
+        data = json.dumps(reply).encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@pytest.fixture()
+def server():
+    _Handler.script = list(SCRIPT)
+    _Handler.bodies = []
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv
+    srv.shutdown()
+
+
+def test_scripted_llm_run(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("WANDB_API_KEY", SECRET)
+    port = server.server_address[1]
+    cfg = build_config({
+        "family": "lpo", "method": "llm", "envs": ["cartpole"], "seeds": 1, "timesteps": 4096,
+        "num_envs": 4,
+        "llm": {"proposer": "llm", "model": "openai/test-model", "api_base": f"http://127.0.0.1:{port}/v1",
+                "generations": len(EXPECTED), "request_timeout_s": 3, "max_retries": 2,
+                "retry_base_s": 0.05},
+        "sandbox": {"time_limit_s": 25}})
+    store = create_run(cfg, tmp_path / "run")
+    assert execute(cfg, store) == "finished"
+    rows = store.candidates()
+    got = [r.outcome for r in rows]
+    assert all(g in e.split("|") for g, e in zip(got, EXPECTED)) and len(got) == len(EXPECTED), \
+        [(r.outcome, r.reason[:80]) for r in rows]
+    assert rows[-1].fitness is not None
+    assert rows[-2].outcome == "nan" or rows[-2].fitness < rows[-1].fitness
+    assert not os.path.exists("/tmp/escaped.txt")
+    # usage recorded per call; the 429 and the slow reply were retried, not fatal
+    replies = [m for m in store.messages() if m["role"] == "llm_reply"]
+    assert len(replies) == len(EXPECTED) - 1
+    assert all(r.info.get("usage", {}).get("prompt_tokens") == 100 for r in rows[2:])
+    # the prompt carried the archive and the previous outcome
+    assert "candidate 1" in _Handler.bodies[1] and "no_code" in _Handler.bodies[1]
+    # no secret in the store
+    dump = json.dumps([r.__dict__ for r in rows]) + json.dumps(store.messages())
+    assert SECRET not in dump

@@ -1,0 +1,88 @@
+"""Sandbox workers: every hostile candidate becomes a typed outcome and nothing leaks."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox.pool import SandboxPool, scrubbed_env
+
+ROOT = Path(__file__).resolve().parent.parent
+JOB = {"family": "lpo", "kind": "code", "envs": ["cartpole"], "seeds": 1, "seed": 0,
+       "timesteps": 4096, "num_envs": 4}
+PPO = """
+def drift(ratio, advantage, epsilon):
+    ratio_clip = ratio - jnp.clip(ratio, 1 - epsilon, 1 + epsilon)
+    return jax.nn.relu(ratio_clip * advantage)
+"""
+
+
+@pytest.fixture(scope="module")
+def pool():
+    os.environ["OPENAI_API_KEY"] = "sk-test-secret"
+    with SandboxPool(spares=1, time_limit_s=60, memory_limit_mb=8192) as p:
+        yield p
+
+
+def test_scrubbed_env_drops_secrets(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
+    monkeypatch.setenv("MY_TOKEN", "y")
+    monkeypatch.setenv("DB_PASSWORD", "z")
+    env = scrubbed_env()
+    assert not {"ANTHROPIC_API_KEY", "MY_TOKEN", "DB_PASSWORD"} & set(env)
+    assert "PATH" in env
+
+
+def test_outcomes(pool):
+    cases = {
+        "forbidden": "import os\ndef drift(ratio, advantage, epsilon):\n    return os.environ\n",
+        "invalid": "def drift(ratio, advantage):\n    return ratio\n",
+        "oom": ("def drift(ratio, advantage, epsilon):\n    x = jnp.cumsum(jnp.full((12_500_000_000,), ratio[0]))\n"
+                "    return jax.nn.relu(ratio - 1) * 0 + 0 * x[-1]\n"),
+        "crashed": "def drift(ratio, advantage, epsilon):\n    return ratio[:, None] @ jnp.ones((3, 3, 3))\n",
+    }
+    for expected, src in cases.items():
+        r = pool.evaluate({**JOB, "source": src}, time_limit_s=60)
+        assert r.outcome == expected, (expected, r)
+        assert r.reason
+
+
+def test_negative_drift_and_nonzero_at_one_are_invalid(pool):
+    neg = "def drift(ratio, advantage, epsilon):\n    return -jnp.abs(ratio - 1)\n"
+    r = pool.evaluate({**JOB, "source": neg})
+    assert r.outcome == "invalid" and ">= 0" in r.reason
+    off = "def drift(ratio, advantage, epsilon):\n    return jnp.abs(ratio) + 0 * advantage\n"
+    r = pool.evaluate({**JOB, "source": off})
+    assert r.outcome == "invalid" and "r = 1" in r.reason
+
+
+def test_hang_is_killed_and_good_program_scores(pool):
+    hang = "def drift(ratio, advantage, epsilon):\n    while True:\n        pass\n"
+    r = pool.evaluate({**JOB, "source": hang}, time_limit_s=4)
+    assert r.outcome == "timeout"
+    r = pool.evaluate({**JOB, "source": PPO}, time_limit_s=120)
+    assert r.outcome == "ok" and r.fitness is not None
+    assert {"screen_s", "checks_s", "compile_s", "train_s", "wait_s"} <= set(r.timings)
+
+
+def test_worker_env_and_network(tmp_path):
+    """The worker process itself (not just the screen) has no secrets and no network."""
+    code = ("import os, sys, json\nsys.path.insert(0, %r)\nfrom sandbox.worker import _block_network\n"
+            "_block_network()\nimport socket\n"
+            "try:\n    socket.socket(); net = 'open'\nexcept PermissionError:\n    net = 'blocked'\n"
+            "print(json.dumps({'keys': [k for k in os.environ if 'KEY' in k], 'net': net}))\n") % str(ROOT)
+    env = scrubbed_env()
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tmp_path, timeout=60, check=True)
+    assert '"keys": []' in out.stdout and '"net": "blocked"' in out.stdout
+
+
+def test_eval_cli_time_limit(tmp_path):
+    prog = tmp_path / "hang.py"
+    prog.write_text("def drift(ratio, advantage, epsilon):\n    while True:\n        pass\n")
+    out = subprocess.run([sys.executable, "-m", "workbench.cli", "eval", "--family", "lpo", "--code",
+                          str(prog), "--seeds", "1", "--timesteps", "4096", "--time-limit", "4", "--json"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and '"outcome": "timeout"' in out.stdout

@@ -1,0 +1,209 @@
+"""The discovery loop as a LangGraph StateGraph: propose → screen → evaluate → reflect → (loop | stop).
+
+The graph state is tiny (generation counter, the candidate in flight, a done flag); everything of
+substance — archive, conversation, costs, outcomes — lives in the run store, written by the nodes.
+LangGraph checkpoints after every node into RUN_DIR/agent.sqlite (a sibling of run.sqlite, so the
+checkpointer's connection never contends with the store's).  After a `kill -9` the graph restarts
+at the node that was running: a candidate killed mid-evaluation is re-evaluated, nothing recorded
+before is redone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, TypedDict
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import END, START, StateGraph
+
+from evaluators.families import get_family
+from sandbox.checks import ProgramError, screen_source
+from sandbox.pool import SandboxPool
+from workbench.proposers.program_hash import program_hash
+from workbench.store import RunStore
+
+from . import control
+from .sources import make_source
+
+CHECKPOINT_DB = "agent.sqlite"
+THREAD = {"configurable": {"thread_id": "discovery"}, "recursion_limit": 1_000_000}
+
+
+class AgentState(TypedDict, total=False):
+    generation: int
+    pending: int | None
+    done: bool
+    last: int | None  # the candidate whose outcome `reflect` reports
+
+
+def _budget_left(config: Any, store: RunStore) -> str | None:
+    """None while there is budget; else why the run stops."""
+    llm = config.llm
+    n = len(store.candidates())
+    cap = llm.max_candidates or llm.generations
+    if n >= cap:
+        return f"candidate budget reached ({n}/{cap})"
+    info = store.run_info() or {}
+    if llm.max_cost_usd is not None and info.get("cost_usd", 0.0) >= llm.max_cost_usd:
+        return f"cost budget reached (${info['cost_usd']:.4f} of ${llm.max_cost_usd})"
+    if llm.wall_time_s is not None and store.get_state("agent.wall_s", 0.0) >= llm.wall_time_s:
+        return f"wall-time budget reached ({llm.wall_time_s:g} s)"
+    return None
+
+
+def feedback_text(store: RunStore, cid: int) -> str:
+    row = store.candidate(cid)
+    if row.outcome == "ok":
+        envs = row.info.get("envs", {})
+        per_env = ", ".join(f"{k}: return {v.get('return_mean', float('nan')):.1f} "
+                            f"(normalised {v.get('normalized', float('nan')):.3f})" for k, v in envs.items())
+        return f"Candidate {cid} ({row.label}) scored fitness {row.fitness:.4f}. {per_env}"
+    return f"Candidate {cid} ({row.label}) failed: {row.outcome}: {row.reason}"
+
+
+def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any = None) -> Any:
+    family = get_family(config.family)
+    source = make_source(config, family)
+    started = time.perf_counter()
+
+    def tick() -> None:
+        nonlocal started
+        now = time.perf_counter()
+        store.set_state("agent.wall_s", store.get_state("agent.wall_s", 0.0) + now - started)
+        started = now
+
+    def propose(state: AgentState) -> AgentState:
+        gen = state.get("generation", 0)
+        while control.paused(store) and not control.wants_stop(store):
+            time.sleep(0.5)
+        if control.wants_stop(store):
+            store.set_state("final_status", "stopped")
+            return {"done": True}
+        why = _budget_left(config, store)
+        if why:
+            store.emit("agent", {"stop": why})
+            store.set_state("final_status", "finished")
+            return {"done": True}
+        prop = source.propose(store, gen, control.take_inbox(store))
+        method = "warm_start" if prop.operator == "warm_start" else source.method
+        info = {"thought": prop.thought, "operator": prop.operator, "usage": prop.usage}
+        if prop.usage.get("cost_usd"):
+            store.add_cost(usd=prop.usage["cost_usd"])
+        if prop.code is None:
+            cid = store.add_candidate(method=method, kind="code", label=prop.name, parents=prop.parents,
+                                      generation=gen, info=info)
+            store.finish_candidate(cid, "no_code", prop.thought or "the proposer produced no program")
+            return {"pending": None, "last": cid}
+        digest = program_hash(prop.code)
+        lineage = store.candidate(prop.parents[0]).info.get("lineage", prop.parents[0]) if prop.parents else None
+        info["lineage"] = lineage
+        earlier = store.find_by_hash(digest)
+        cid = store.add_candidate(method=method, kind="code", label=prop.name, source=prop.code,
+                                  parents=prop.parents, generation=gen, source_hash=digest, info=info)
+        if lineage is None:
+            store.finish_candidate(cid, "pending", info={"lineage": cid})
+        if earlier is not None:
+            store.finish_candidate(cid, "duplicate", f"identical to candidate {earlier.id}",
+                                   fitness=earlier.fitness)
+            return {"pending": None, "last": cid}
+        store.add_message("assistant", prop.code, {"candidate": cid, "thought": prop.thought})
+        return {"pending": cid}
+
+    def screen(state: AgentState) -> AgentState:
+        cid = state["pending"]
+        row = store.candidate(cid)
+        t0 = time.perf_counter()
+        try:
+            screen_source(row.source, family.code_signature)
+        except ProgramError as exc:
+            store.finish_candidate(cid, exc.kind, str(exc), info={"timings": {"screen_s": time.perf_counter() - t0}})
+            return {"pending": None, "last": cid}
+        return {"pending": cid}
+
+    def evaluate(state: AgentState) -> AgentState:
+        cid = state["pending"]
+        row = store.candidate(cid)
+        code = row.source
+        if config.llm.approval:
+            store.set_state("agent.awaiting_approval", [cid])
+            store.emit("approval", {"id": cid})
+            key = control.APPROVAL_KEY.format(cid=cid)
+            while (decision := store.get_state(key)) is None:
+                if control.wants_stop(store):
+                    return {"pending": cid, "done": True}
+                time.sleep(0.5)
+            store.set_state("agent.awaiting_approval", [])
+            if decision["decision"] == "reject":
+                store.finish_candidate(cid, "invalid", decision.get("reason", "rejected by the user"))
+                return {"pending": None, "last": cid}
+            if decision.get("code"):
+                code = decision["code"]
+        job = {"family": family.name, "kind": "code", "source": code, "envs": config.envs,
+               "test_envs": config.test_envs, "seeds": config.seeds, "seed": config.seed,
+               "timesteps": config.timesteps, "num_envs": config.num_envs, "label": row.label}
+        store.emit("evaluating", {"id": cid})
+        r = pool.evaluate(job, config.sandbox.time_limit_s)
+        for split, envs in (("train", r.envs), ("test", r.test_envs)):
+            for env, stats in envs.items():
+                store.add_evaluation(cid, env, split, stats, config.seeds, config.seed)
+        store.add_cost(env_steps=r.env_steps)
+        info = {"timings": r.timings, "envs": r.envs, "test_envs": r.test_envs}
+        if code != row.source:
+            info["edited_source"] = code
+        store.finish_candidate(cid, r.outcome, r.reason, fitness=r.fitness, test_fitness=r.test_fitness,
+                               info=info)
+        return {"pending": None, "last": cid}
+
+    def reflect(state: AgentState) -> AgentState:
+        gen = state.get("generation", 0)
+        cid = state.get("last")
+        if cid is not None:
+            store.add_message("feedback", feedback_text(store, cid), {"candidate": cid})
+            row = store.candidate(cid)
+            best = store.best_candidates(1)
+            values = {"best_fitness": best[0].fitness if best else float("nan")}
+            if row.fitness is not None and row.outcome == "ok":
+                values["fitness"] = row.fitness
+            store.log_metrics(gen, values)
+            if progress is not None:
+                progress(row, best[0] if best else None)
+        tick()
+        return {"generation": gen + 1}
+
+    g = StateGraph(AgentState)
+    g.add_node("propose", propose)
+    g.add_node("screen", screen)
+    g.add_node("evaluate", evaluate)
+    g.add_node("reflect", reflect)
+    g.add_edge(START, "propose")
+    g.add_conditional_edges("propose", lambda s: END if s.get("done") else
+                            ("screen" if s.get("pending") else "reflect"))
+    g.add_conditional_edges("screen", lambda s: "evaluate" if s.get("pending") else "reflect")
+    g.add_conditional_edges("evaluate", lambda s: END if s.get("done") else "reflect")
+    g.add_edge("reflect", "propose")
+    return g
+
+
+def run_agent(config: Any, store: RunStore, progress: Any = None) -> None:
+    """Start or continue the discovery graph of this run until its budget is spent or it is stopped."""
+    cs = config.sandbox
+    conn = sqlite3.connect(Path(store.run_dir) / CHECKPOINT_DB, check_same_thread=False)
+    try:
+        with SandboxPool(spares=cs.workers, time_limit_s=cs.time_limit_s, memory_limit_mb=cs.memory_limit_mb,
+                         cpu_time_limit_s=cs.cpu_time_limit_s) as pool:
+            graph = build_graph(config, store, pool, progress).compile(checkpointer=SqliteSaver(conn))
+            snap = graph.get_state(THREAD)
+            if store.get_state("final_status") == "stopped":  # the stop ended the previous session
+                store.set_state(control.CONTROL_KEY, {})
+                store.set_state("final_status", "running")
+            if not snap.values:
+                graph.invoke({"generation": 0, "pending": None, "done": False}, THREAD)
+            elif snap.next:
+                graph.invoke(None, THREAD)
+            else:  # finished or stopped earlier: continue if budget remains (e.g. raised on resume)
+                graph.update_state(THREAD, {"done": False}, as_node="reflect")
+                graph.invoke(None, THREAD)
+    finally:
+        conn.close()

@@ -1,0 +1,68 @@
+"""Proposal sources the agent graph draws from: the archive-driven mutation search and the LLM.
+
+Both read the archive from the run store, so a resumed run proposes from exactly what was recorded.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import textwrap
+from typing import Any
+
+from evaluators.families import Family
+from workbench.proposers import Proposal
+from workbench.proposers.mutation import MutationProposer, select_parents
+from workbench.proposers.program_hash import program_hash
+from workbench.store import RunStore
+
+
+def warm_start_source(family: Family) -> str:
+    """The family's hand-designed warm start as program text (derived, not duplicated)."""
+    return textwrap.dedent(inspect.getsource(family.warm_start_fn()))
+
+
+def archive(store: RunStore) -> list[tuple[int, str, float, int]]:
+    """(id, source, fitness, lineage root) of every scored program, best first."""
+    rows = [r for r in store.candidates("ok") if r.source and r.fitness is not None and r.kind == "code"]
+    return sorted(((r.id, r.source, float(r.fitness), int(r.info.get("lineage", r.id))) for r in rows),
+                  key=lambda x: -x[2])
+
+
+def known_hashes(store: RunStore) -> set[str]:
+    return {r.source_hash for r in store.candidates() if r.source_hash}
+
+
+class MutationSource:
+    """Offline proposals: one AST edit (or crossover) of rank-sampled archive parents."""
+
+    method = "mutation"
+
+    def __init__(self, family: Family, seed: int, top_k: int):
+        self.family = family
+        self.seed = seed
+        self.top_k = top_k
+
+    def propose(self, store: RunStore, generation: int, inbox: list[str]) -> Proposal:
+        del inbox  # a program search has no use for prose
+        rng = random.Random(self.seed * 100_003 + generation)  # reproducible across resumes
+        arch = archive(store)
+        if not arch:
+            return Proposal(name="warm-start", code=warm_start_source(self.family),
+                            thought="the family's warm start", operator="warm_start")
+        parents = select_parents(arch, rng, k=2, top=self.top_k)
+        proposer = MutationProposer(self.family.code_signature, seed=rng.randrange(2**31))
+        return proposer.propose(parents, known_hashes(store))
+
+
+def make_source(config: Any, family: Family) -> Any:
+    """`llm.proposer`: auto → the LLM if a model is configured, else mutation."""
+    llm = config.llm
+    use_llm = llm.proposer == "llm" or (llm.proposer == "auto" and (llm.model or llm.models))
+    if use_llm:
+        from workbench.proposers.llm import LLMSource
+        return LLMSource(config, family)
+    return MutationSource(family, config.seed, llm.archive_top_k)
+
+
+__all__ = ["MutationSource", "archive", "known_hashes", "make_source", "program_hash", "warm_start_source"]
