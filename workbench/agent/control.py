@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench import control as ui_control
 from workbench.store import RunStore
 
 CONTROL_KEY = "agent.control"  # {"pause": bool, "stop": bool}
@@ -61,15 +62,32 @@ def send_message(store: RunStore, text: str) -> None:
 
 
 def take_inbox(store: RunStore) -> list[str]:
+    """Messages from `send_message` and from the TUI's chat box (workbench.control)."""
     inbox = list(store.get_state(INBOX_KEY, []) or [])
     if inbox:
         store.set_state(INBOX_KEY, [])
-    return inbox
+    return inbox + ui_control.take_messages(store)
 
 
 def wants_stop(store: RunStore) -> bool:
-    return bool(_control(store).get("stop"))
+    return bool(_control(store).get("stop")) or ui_control.stop_requested(store)
 
 
 def paused(store: RunStore) -> bool:
-    return bool(_control(store).get("pause"))
+    return bool(_control(store).get("pause")) or ui_control.is_paused(store)
+
+
+def decision(store: RunStore, candidate_id: int) -> dict[str, Any] | None:
+    """The decision on a candidate awaiting approval, from either protocol, or None.
+
+    Returned as {"decision": "approve"|"reject", "code": str|None, "reason": str}.
+    """
+    own = store.get_state(APPROVAL_KEY.format(cid=candidate_id))
+    if own is not None:
+        return own
+    ui = store.get_state(f"{ui_control.APPROVAL}{candidate_id}") or {}
+    if ui.get("status") in ("approve", "edit"):
+        return {"decision": "approve", "code": ui.get("source") if ui["status"] == "edit" else None}
+    if ui.get("status") == "reject":
+        return {"decision": "reject", "reason": ui.get("reason") or "rejected by the user"}
+    return None

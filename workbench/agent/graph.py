@@ -25,6 +25,7 @@ from workbench.proposers.program_hash import program_hash
 from workbench.store import RunStore
 
 from . import control
+from .. import control as ui_control
 from .sources import make_source
 
 CHECKPOINT_DB = "agent.sqlite"
@@ -129,8 +130,8 @@ def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any =
         if config.llm.approval:
             store.set_state("agent.awaiting_approval", [cid])
             store.emit("approval", {"id": cid})
-            key = control.APPROVAL_KEY.format(cid=cid)
-            while (decision := store.get_state(key)) is None:
+            ui_control.request_approval(store, cid)  # the TUI's approvals tab lists it
+            while (decision := control.decision(store, cid)) is None:
                 if control.wants_stop(store):
                     return {"pending": cid, "done": True}
                 time.sleep(0.5)
@@ -197,6 +198,7 @@ def run_agent(config: Any, store: RunStore, progress: Any = None) -> None:
             snap = graph.get_state(THREAD)
             if store.get_state("final_status") == "stopped":  # the stop ended the previous session
                 store.set_state(control.CONTROL_KEY, {})
+                ui_control.clear_requests(store)
                 store.set_state("final_status", "running")
             if not snap.values:
                 graph.invoke({"generation": 0, "pending": None, "done": False}, THREAD)
