@@ -78,3 +78,19 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
         assert s.run_info()["status"] == "finished"
         gens = [c.generation for c in s.candidates()]
         assert gens == sorted(set(gens)) and gens[-1] == 6  # each saved mean recorded once
+
+
+def test_eval_from_a_stored_run(tmp_path):
+    run = _cli("run", "--config", "configs/cpu/lpo_es.yaml", "--set", "es.generations=1", *TINY,
+               "--run-dir", str(tmp_path / "r"))
+    assert run.wait(timeout=600) == 0, run.stdout.read()
+    out = subprocess.run([sys.executable, "-m", "workbench.cli", "eval", "--from", str(tmp_path / "r"),
+                          "--candidate", "best", "--env", "cartpole", "--timesteps", "2048",
+                          "--seeds", "2", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    import json
+    data = json.loads(out.stdout)
+    assert data["family"] == "lpo" and data["outcome"] == "ok" and "cartpole" in data["envs"]
+    bad = subprocess.run([sys.executable, "-m", "workbench.cli", "eval", "--from", str(tmp_path / "r"),
+                          "--candidate", "999"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no candidate 999" in bad.stdout

@@ -33,11 +33,14 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                "  workbench eval --family open --code my_opt.py --env breakout --timesteps 200000\n"
                f"environments: {', '.join(env_names())}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--family", required=True, choices=sorted(FAMILIES),
-                   help="algorithm family the candidate belongs to")
+    p.add_argument("--family", choices=sorted(FAMILIES),
+                   help="algorithm family the candidate belongs to (required unless --from)")
+    p.add_argument("--from", dest="from_run", metavar="RUN_DIR",
+                   help="re-evaluate a candidate stored in a run (pick it with --candidate ID|best; "
+                        "default best) on any environments and fresh seeds")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--candidate", choices=["warm-start", "zero-network"],
-                      help="a built-in candidate (default: the family's hand-designed warm start)")
+    what.add_argument("--candidate", metavar="WHICH",
+                      help="warm-start (default) or zero-network; with --from: a candidate id or best")
     what.add_argument("--code", metavar="FILE.py", help="a program with the family's signature")
     what.add_argument("--expr", metavar="EXPR", help="a symbolic expression over the family's inputs")
     what.add_argument("--params", metavar="FILE.npz", help="network parameters saved by the workbench")
@@ -56,8 +59,56 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_eval)
 
 
+def _from_run(args: argparse.Namespace) -> None:
+    """Turn --from RUN_DIR [--candidate ID|best] into the equivalent --family/--code/... flags."""
+    from .runs import open_run
+
+    config, store = open_run(args.from_run)
+    with store:
+        which = args.candidate or "best"
+        if which == "best":
+            best = store.best_candidates(1)
+            if not best:
+                raise ValueError(f"{args.from_run} has no candidate with outcome ok")
+            row = best[0]
+        else:
+            if not which.isdigit():
+                raise ValueError(f"--candidate must be a candidate id of {args.from_run} or 'best', "
+                                 f"not {which!r}")
+            try:
+                row = store.candidate(int(which))
+            except KeyError as exc:
+                raise ValueError(exc.args[0]) from None
+    if args.family and args.family != config.family:
+        raise ValueError(f"{args.from_run} is a {config.family} run, not {args.family}")
+    args.family, args.candidate = config.family, None
+    if row.kind == "code":
+        args.code_source = row.source
+    elif row.kind == "symbolic":
+        args.expr = row.source
+    elif row.kind == "network":
+        args.params = str(Path(args.from_run) / row.params_path)
+    else:
+        args.candidate = "warm-start"
+
+
 def _run_eval(args: argparse.Namespace, console: Console) -> int:
     from evaluators.envs import UnknownEnvError
+
+    args.code_source = None
+    if args.from_run:
+        try:
+            _from_run(args)
+        except (ValueError, FileNotFoundError) as exc:
+            console.print(f"[red]error:[/] {exc}")
+            return EXIT_USAGE
+    elif args.family is None:
+        console.print("[red]error:[/] --family is required (or --from RUN_DIR)")
+        return EXIT_USAGE
+    elif args.candidate not in (None, "warm-start", "zero-network"):
+        console.print(f"[red]error:[/] --candidate {args.candidate!r}: use warm-start or zero-network "
+                      "(an id or 'best' needs --from RUN_DIR)")
+        return EXIT_USAGE
 
     from .evaluate import EvalRequest, evaluate_request
     from .plots import plot_learning_curves
@@ -72,6 +123,8 @@ def _run_eval(args: argparse.Namespace, console: Console) -> int:
         except OSError as exc:
             console.print(f"[red]error:[/] cannot read --code file: {exc}")
             return EXIT_USAGE
+    if args.code_source is not None:
+        fields["code"] = args.code_source
     fields["expr"] = args.expr
     req = EvalRequest(**{k: v for k, v in fields.items() if v is not None})
     if req.seeds < 1:
