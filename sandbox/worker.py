@@ -111,7 +111,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             fn = load_program(job["source"], family.code_signature)
         elif job["kind"] == "symbolic":
             if family.symbol_names is None:
-                return {"outcome": "invalid", "reason": f"family {family.name} has no symbolic form"}
+                return {"outcome": "invalid", "reason": f"family {family.name!r} has no symbolic form: {family.symbolic_refusal}"}
             fn = compile_expression(job["source"], family.symbol_names)
         else:
             return {"outcome": "invalid", "reason": f"unknown kind {job['kind']!r}; use code or symbolic"}
