@@ -117,7 +117,7 @@ def fitness_figure(store: RunStore, path: Path, title: str) -> Path | None:
     cands = [c for c in store.candidates() if c.fitness is not None and c.outcome == "ok"]
     if not names and not cands:
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = plt.subplots(figsize=(9, 3.8))
     for n in names:
         pts = [(s, v) for s, v in store.metric(n) if v is not None]
         if pts:
@@ -135,7 +135,7 @@ def fitness_figure(store: RunStore, path: Path, title: str) -> Path | None:
     ax.set_ylabel("normalised return")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
