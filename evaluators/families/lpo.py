@@ -68,11 +68,14 @@ class LPOFamily(Family):
         init, update = make_adam(env)
         return Algorithm(drift=drift, opt_init=init, opt_update=update)
 
+    def network_drift(self, meta: Any, ratio: jax.Array, advantage: jax.Array,
+                      clip_eps: float) -> jax.Array:
+        """A network's drift: PPO's clip drift plus the residual, clamped (distillation's target)."""
+        residual = drift_network(meta, ratio, advantage)
+        return self._finish(ppo_clip_drift(ratio, advantage, clip_eps) + residual)
+
     def _network_algorithm(self, env: EnvConfig, hsize: int) -> Algorithm:
-        def drift(meta, ratio, advantage, clip_eps):
-            residual = drift_network(meta, ratio, advantage)
-            return self._finish(ppo_clip_drift(ratio, advantage, clip_eps) + residual)
-        return self._with_drift(env, drift)
+        return self._with_drift(env, self.network_drift)
 
     def _code_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
         def drift(meta, ratio, advantage, clip_eps):

@@ -48,12 +48,16 @@ class NoFeaturesFamily(Family):
     def warm_start_fn(self) -> Callable[..., Any]:
         return stochastic_gradient_descent
 
-    def _network_algorithm(self, env: EnvConfig, hsize: int) -> Algorithm:
-        head = self._head(hsize)
+    def network_rule(self, hsize: int | None = None) -> tuple[Callable, Callable]:
+        """The per-tensor rule and carry initialiser of a network (distillation drives them directly)."""
+        head = self._head(hsize or self.default_hsize)
 
         def rule(meta, x: TensorInputs, carry):
             return no_features_output(head.apply(meta, no_features(x))), carry
-        return lo_algorithm(rule, no_carry, env)
+        return rule, no_carry
+
+    def _network_algorithm(self, env: EnvConfig, hsize: int) -> Algorithm:
+        return lo_algorithm(*self.network_rule(hsize), env)
 
     def _code_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
         def rule(meta, x: TensorInputs, carry):
@@ -62,9 +66,13 @@ class NoFeaturesFamily(Family):
             return fn(*(values[n] for n in NO_FEATURES_SIGNATURE)), carry
         return lo_algorithm(rule, no_carry, env)
 
+    def symbol_inputs(self, x: TensorInputs) -> dict[str, jax.Array]:
+        """The named inputs of an expression: the same normalised features as the network's."""
+        return named(no_features(x), NO_FEATURE_NAMES)
+
     def _symbolic_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
         def rule(meta, x: TensorInputs, carry):
-            return fn(**named(no_features(x), NO_FEATURE_NAMES)), carry
+            return fn(**self.symbol_inputs(x)), carry
         return lo_algorithm(rule, no_carry, env)
 
 

@@ -64,7 +64,9 @@ class OpenFamily(Family):
     def warm_start_fn(self) -> Callable[..., Any]:
         return Adam
 
-    def _network_algorithm(self, env: EnvConfig, hsize: int) -> Algorithm:
+    def network_rule(self, hsize: int | None = None) -> tuple[Callable, Callable]:
+        """The per-tensor rule (GRU step + head) and its zero carry; distillation unrolls these."""
+        hsize = hsize or self.default_hsize
         gru, head = self._nets(hsize)
 
         def rule(meta, x: TensorInputs, carry):
@@ -73,7 +75,10 @@ class OpenFamily(Family):
 
         def carry_init(p):
             return jnp.zeros(p.shape + (hsize // 2,), p.dtype)
-        return lo_algorithm(rule, carry_init, env)
+        return rule, carry_init
+
+    def _network_algorithm(self, env: EnvConfig, hsize: int) -> Algorithm:
+        return lo_algorithm(*self.network_rule(hsize), env)
 
     def _code_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
         def rule(meta, x: TensorInputs, var):

@@ -52,12 +52,16 @@ class OpenFFFamily(Family):
     def warm_start_fn(self) -> Callable[..., Any]:
         return stochastic_gradient_descent
 
-    def _network_algorithm(self, env: EnvConfig, hsize: int) -> Algorithm:
-        head = self._head(hsize)
+    def network_rule(self, hsize: int | None = None) -> tuple[Callable, Callable]:
+        """The per-tensor rule and carry initialiser of a network (distillation drives them directly)."""
+        head = self._head(hsize or self.default_hsize)
 
         def rule(meta, x: TensorInputs, carry):
             return open_output(head.apply(meta, open_features(x)), x), carry
-        return lo_algorithm(rule, no_carry, env)
+        return rule, no_carry
+
+    def _network_algorithm(self, env: EnvConfig, hsize: int) -> Algorithm:
+        return lo_algorithm(*self.network_rule(hsize), env)
 
     def _code_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
         def rule(meta, x: TensorInputs, carry):
@@ -66,11 +70,15 @@ class OpenFFFamily(Family):
             return fn(*(values[n] for n in OPEN_FF_SIGNATURE)), carry
         return lo_algorithm(rule, no_carry, env)
 
+    def symbol_inputs(self, x: TensorInputs) -> dict[str, jax.Array]:
+        """The named inputs of an expression: the normalised features and the actor noise."""
+        values = named(open_features(x), OPEN_FEATURE_NAMES)
+        values["rand"] = actor_noise(x)
+        return values
+
     def _symbolic_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
         def rule(meta, x: TensorInputs, carry):
-            values = named(open_features(x), OPEN_FEATURE_NAMES)
-            values["rand"] = actor_noise(x)
-            return fn(**values), carry
+            return fn(**self.symbol_inputs(x)), carry
         return lo_algorithm(rule, no_carry, env)
 
 
