@@ -20,7 +20,7 @@ class _Section(BaseModel):
 class ESConfig(_Section):
     """Black-box learning with evolution strategies (SPEC §4)."""
 
-    strategy: str = "open_es"  # evosax strategy name; OpenES is the original's
+    strategy: str = "open_es"  # the original's OpenAI-ES, or any evosax strategy name (e.g. SNES)
     generations: int = Field(800, ge=1)
     popsize: int = Field(64, ge=2)
     lr: float = Field(0.03, gt=0)
@@ -33,6 +33,15 @@ class ESConfig(_Section):
     save_every: int = Field(8, ge=1)
     eval_seeds: int = Field(8, ge=1)
     hsize: int | None = None  # None: the family's default (16; 128 for LPO)
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        from workbench.methods.evosax_strategy import UnknownStrategyError, check_strategy_name
+        try:
+            return check_strategy_name(name)
+        except UnknownStrategyError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class DistillConfig(_Section):

@@ -25,6 +25,7 @@ from ..config import RunConfig
 from ..evaluate import record_result, score_candidate
 from ..params_io import save_params
 from ..store import RunStore
+from .evosax_strategy import OWN_STRATEGY, EvosaxState, EvosaxStrategy
 from .open_es import ESState, OpenES
 
 CHECKPOINT = Path("checkpoints") / "es_state.npz"
@@ -46,12 +47,21 @@ def save_checkpoint(run_dir: Path, state: ESState) -> Path:
     return path
 
 
-def load_checkpoint(run_dir: Path) -> ESState | None:
+def load_checkpoint(run_dir: Path, strategy) -> ESState | EvosaxState | None:
     path = run_dir / CHECKPOINT
     if not path.exists():
         return None
     with np.load(path) as data:
-        return ESState.from_arrays({k: data[k] for k in data.files})
+        return strategy.restore({k: data[k] for k in data.files})
+
+
+def make_strategy(es_cfg, num_dims: int) -> OpenES | EvosaxStrategy:
+    """`open_es` is the original's OpenAI-ES; any other name is an evosax strategy."""
+    if es_cfg.strategy == OWN_STRATEGY:
+        return OpenES(es_cfg.popsize, es_cfg.lr_decay, es_cfg.lr_limit, es_cfg.sigma_decay,
+                      es_cfg.sigma_limit)
+    return EvosaxStrategy(es_cfg.strategy, es_cfg.popsize, num_dims, es_cfg.sigma, es_cfg.lr,
+                          es_cfg.lr_decay, es_cfg.lr_limit, es_cfg.sigma_decay, es_cfg.sigma_limit)
 
 
 def run(config: RunConfig, store: RunStore) -> None:
@@ -60,9 +70,8 @@ def run(config: RunConfig, store: RunStore) -> None:
     hsize = es_cfg.hsize or family.default_hsize
     template = family.init_network(jax.random.key(0), hsize, zero=True)
     flat0, unravel = ravel_pytree(template)
-    strategy = OpenES(es_cfg.popsize, es_cfg.lr_decay, es_cfg.lr_limit, es_cfg.sigma_decay,
-                      es_cfg.sigma_limit)
-    state = load_checkpoint(store.run_dir)
+    strategy = make_strategy(es_cfg, int(flat0.size))
+    state = load_checkpoint(store.run_dir, strategy)
     if state is None:
         state = strategy.init(np.zeros_like(np.asarray(flat0)), es_cfg.sigma, es_cfg.lr, config.seed)
         store.set_state("es_generation", 0)

@@ -59,6 +59,9 @@ class OpenES:
         self.sigma_decay, self.sigma_limit = sigma_decay, sigma_limit
         self.b1, self.b2, self.eps = b1, b2, eps
 
+    def restore(self, data: dict[str, np.ndarray]) -> ESState:
+        return ESState.from_arrays(data)
+
     def init(self, mean: np.ndarray, sigma: float, lr: float, seed: int) -> ESState:
         key = np.asarray(jax.random.key_data(jax.random.key(seed)))
         zeros = np.zeros_like(mean, dtype=np.float32)
