@@ -14,6 +14,7 @@ import yaml
 from .config import RunConfig, build_config
 from .methods import get_method
 from .store import DB_NAME, RunStore
+from .tracking import start_mirror
 
 
 def new_run_dir(config: RunConfig, run_dir: str | Path | None = None) -> Path:
@@ -51,6 +52,7 @@ def execute(config: RunConfig, store: RunStore) -> str:
     """Run (or continue) the method; the run's status says how it ended."""
     method = get_method(config.method)
     store.set_status("running")
+    mirror = start_mirror(config, store)
     try:
         method.run(config, store)
     except KeyboardInterrupt:
@@ -59,6 +61,9 @@ def execute(config: RunConfig, store: RunStore) -> str:
     except BaseException:
         store.set_status("failed")
         raise
+    finally:
+        if mirror is not None:
+            mirror.finish()
     status = store.get_state("final_status", "finished")
     store.set_status(status)
     return status

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 SCHEMA_VERSION = 1
 DB_NAME = "run.sqlite"
@@ -123,6 +123,7 @@ class RunStore:
             raise FileNotFoundError(f"{self.run_dir} is not a run directory (no {DB_NAME})")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
                                      isolation_level=None)
         self._conn.row_factory = sqlite3.Row
@@ -278,7 +279,13 @@ class RunStore:
     def emit(self, kind: str, payload: dict[str, Any] | None = None) -> int:
         cur = self._exec("INSERT INTO events (created, kind, payload) VALUES (?, ?, ?)",
                          (time.time(), kind, json.dumps(payload or {}, default=str)))
+        for listener in self._listeners:
+            listener(kind, payload or {})
         return int(cur.lastrowid)
+
+    def add_listener(self, fn: Callable[[str, dict[str, Any]], None]) -> None:
+        """Call `fn(kind, payload)` after every event of this process (mirrors such as wandb)."""
+        self._listeners.append(fn)
 
     def events(self, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         rows = self._all("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
