@@ -51,7 +51,7 @@ def test_run_and_study_reports_from_real_runs(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     study = (tmp_path / "report" / "report.md").read_text()
-    assert study.count("| lpo | symbolic |") == 2 and "OOD return" in study
+    assert "## lpo" in study and study.count("| symbolic | [") == 2 and "OOD return" in study
     assert (tmp_path / "report" / "comparison.png").exists()
 
 

@@ -278,7 +278,9 @@ def _run_study(args: argparse.Namespace, console: Console) -> int:
 
     try:
         results = run_study(args.config, args.dir,
-                            on_run=lambda name, d, _: console.print(f"[bold]== {name}[/] -> {d}"))
+                            on_run=lambda name, d, what: console.print(
+                                f"[bold]== {name}[/] -> {d}" if what == "start"
+                                else f"[red]== {name}: {what}[/]"))
     except ConfigError as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE

@@ -37,6 +37,7 @@ class RunSummary:
     outcomes: dict[str, int]
     best: CandidateRow | None
     best_evals: list[dict[str, Any]] = field(default_factory=list)
+    failure: str = ""  # why a failed run failed (e.g. a family that has no symbolic form)
 
     def split_score(self, split: str) -> tuple[float | None, float | None]:
         """Mean normalised return over a split's envs, and its standard error (over envs' SEs)."""
@@ -78,12 +79,13 @@ def summarise(run_dir: Path) -> RunSummary:
         best_row = best[0] if best else None
         evals = store.evaluations(best_row.id) if best_row else []
         env_steps = int(info.get("env_steps") or 0) or _evaluation_steps(store)
+        failure = store.get_state("failure_reason") or ""
     return RunSummary(run_dir=Path(run_dir), name=info.get("name", Path(run_dir).name),
                       family=info.get("family", "?"), method=info.get("method", "?"),
                       status=info.get("status", "?"),
                       wall_s=float(info.get("updated", 0) - info.get("created", 0)),
                       env_steps=env_steps, cost_usd=float(info.get("cost_usd") or 0), outcomes=outcomes,
-                      best=best_row, best_evals=_latest_per_env(evals))
+                      best=best_row, best_evals=_latest_per_env(evals), failure=failure)
 
 
 def _evaluation_steps(store: RunStore) -> int:
@@ -210,48 +212,72 @@ def run_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     return path
 
 
+METHOD_ORDER = ("es", "distill", "symbolic", "llm", "pipeline")
+
+
+def _method_key(s: RunSummary) -> tuple[int, str]:
+    return (METHOD_ORDER.index(s.method) if s.method in METHOD_ORDER else len(METHOD_ORDER), s.name)
+
+
 def study_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Side-by-side comparison of every run below `study_dir`, plus each run's own report."""
+    """Methods side by side per family (the paper's layout), plus each run's own report."""
     study_dir = Path(study_dir)
     out = Path(out_dir) if out_dir else study_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     summaries = [summarise(d) for d in list_runs(study_dir)]
     lines = [f"# Study report: {study_dir.name}", "",
              "Normalised return of each run's best candidate (1.0 = the tuned baseline), on its "
-             "meta-train environments (in-distribution) and held-out meta-test environments "
-             "(out-of-distribution), with standard errors over evaluation seeds.", "",
-             "| family | method | ID return | OOD return | env samples | wall time | interpretability | run |",
-             "|---|---|---|---|---|---|---|---|"]
-    for s in sorted(summaries, key=lambda s: (s.family, s.method)):
-        idm, ids = s.split_score("train")
-        odm, ods = s.split_score("test")
-        rel = s.run_dir.relative_to(study_dir) if s.run_dir.is_relative_to(study_dir) else s.run_dir
-        sub = run_report(s.run_dir, out / str(rel).replace("/", "_"))
-        lines.append(f"| {s.family} | {s.method} | {_fmt(idm)} ± {_fmt(ids)} | {_fmt(odm)} ± {_fmt(ods)} | "
-                     f"{s.env_steps:,} | {_duration(s.wall_s)} | {s.interpretability} | "
-                     f"[{rel}]({sub.relative_to(out)}) |")
-    lines.append("")
+             "meta-train environments (in-distribution, ID) and held-out meta-test environments "
+             "(out-of-distribution, OOD), ± standard error over held-out evaluation seeds (seeds "
+             "distinct from those used during the search).", ""]
+    families = sorted({s.family for s in summaries})
+    for family in families:
+        lines += [f"## {family}", "",
+                  "| method | run | status | ID return | OOD return | env samples | wall time | interpretability |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for s in sorted((s for s in summaries if s.family == family), key=_method_key):
+            idm, ids = s.split_score("train")
+            odm, ods = s.split_score("test")
+            rel = s.run_dir.relative_to(study_dir) if s.run_dir.is_relative_to(study_dir) else s.run_dir
+            sub = run_report(s.run_dir, out / str(rel).replace("/", "_"))
+            status = s.status + (f": {s.failure}" if s.status == "failed" and s.failure else "")
+            lines.append(f"| {s.method} | [{rel}]({sub.relative_to(out)}) | {status} | "
+                         f"{_fmt(idm)} ± {_fmt(ids)} | {_fmt(odm)} ± {_fmt(ods)} | {s.env_steps:,} | "
+                         f"{_duration(s.wall_s)} | {s.interpretability} |")
+        lines.append("")
+    total = sum(s.wall_s for s in summaries)
+    lines += [f"Total wall time of the runs: {_duration(total)}; env samples: "
+              f"{sum(s.env_steps for s in summaries):,}.", ""]
     if summaries:
-        fig = _study_figure(summaries, out / "comparison.png")
+        fig = _study_figure(summaries, families, out / "comparison.png")
         lines += [f"![comparison]({fig.name})", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
 
 
-def _study_figure(summaries: list[RunSummary], path: Path) -> Path:
-    labels = [f"{s.family}\n{s.method}" for s in summaries]
-    idv = [s.split_score("train")[0] or 0.0 for s in summaries]
-    odv = [s.split_score("test")[0] or 0.0 for s in summaries]
-    x = np.arange(len(summaries))
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(summaries) + 2), 3.6))
-    ax.bar(x - 0.2, idv, 0.4, label="meta-train (ID)")
-    ax.bar(x + 0.2, odv, 0.4, label="meta-test (OOD)")
-    ax.set_xticks(x, labels, fontsize=8)
-    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_ylabel("normalised return")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+def _study_figure(summaries: list[RunSummary], families: list[str], path: Path) -> Path:
+    """One panel per family, a pair of bars (ID, OOD) per method, error bars from the seeds."""
+    fig, axes = plt.subplots(1, len(families), figsize=(3.2 * len(families) + 0.8, 3.6),
+                             sharey=True, squeeze=False)
+    for ax, family in zip(axes[0], families):
+        runs = sorted((s for s in summaries if s.family == family), key=_method_key)
+        x = np.arange(len(runs))
+        for offset, split, label, colour in ((-0.2, "train", "meta-train (ID)", "tab:blue"),
+                                             (0.2, "test", "meta-test (OOD)", "tab:orange")):
+            vals = [s.split_score(split) for s in runs]
+            ax.bar(x + offset, [v[0] or 0.0 for v in vals], 0.4, yerr=[v[1] or 0.0 for v in vals],
+                   label=label, color=colour, capsize=2)
+        for i, s in enumerate(runs):
+            if s.status == "failed" or s.best is None:
+                ax.text(i, 0.02, "no result", rotation=90, ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, [s.method for s in runs], fontsize=8)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_title(family, fontsize=10)
+    axes[0][0].set_ylabel("normalised return")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -58,8 +58,9 @@ def execute(config: RunConfig, store: RunStore) -> str:
     except KeyboardInterrupt:
         store.set_status("stopped")
         raise
-    except BaseException:
+    except BaseException as exc:
         store.set_status("failed")
+        store.set_state("failure_reason", f"{type(exc).__name__}: {exc}")
         raise
     finally:
         if mirror is not None:

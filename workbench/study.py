@@ -72,7 +72,13 @@ def run_study(path: str | Path, study_dir: str | Path,
             store = create_run(config, run_dir)
         if on_run:
             on_run(r.name, run_dir, "start")
-        status = execute(config, store)
-        store.close()
+        try:
+            status = execute(config, store)
+        except Exception as exc:  # noqa: BLE001 - one failed run must not sink the study
+            status = "failed"
+            if on_run:
+                on_run(r.name, run_dir, f"failed: {type(exc).__name__}: {exc}")
+        finally:
+            store.close()
         results.append((r.name, status))
     return results
