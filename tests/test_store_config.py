@@ -42,3 +42,20 @@ def test_overrides_apply_with_yaml_types():
     assert cfg.es.popsize == 16 and cfg.envs == ["cartpole", "acrobot"] and cfg.wandb.enabled
     with pytest.raises(ConfigError, match="key=value"):
         build_config({}, ["es.popsize"])
+
+
+def test_resume_overrides_extend_budgets_but_not_the_search(tmp_path):
+    import pytest as _pytest
+
+    from workbench.config import ConfigError, build_config
+    from workbench.runs import create_run, open_run
+
+    create_run(build_config({"method": "es", "envs": ["cartpole"]}), tmp_path / "r").close()
+    config, store = open_run(tmp_path / "r", ["es.generations=1234"])
+    store.close()
+    assert config.es.generations == 1234
+    config, store = open_run(tmp_path / "r")  # the extension is remembered
+    store.close()
+    assert config.es.generations == 1234
+    with _pytest.raises(ConfigError, match="family: cannot change when resuming"):
+        open_run(tmp_path / "r", ["family=open"])

@@ -181,6 +181,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                        description="Continue a run from its directory; nothing already recorded is "
                                    "evaluated twice.")
     r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="extend the run, e.g. es.generations=200 or llm.generations=50 (the family, "
+                        "method, envs, seed and inner-loop settings cannot change)")
     r.set_defaults(handler=_run_resume)
 
     ls = sub.add_parser("runs", help="list the runs under a workspace")
@@ -225,7 +228,7 @@ def _run_resume(args: argparse.Namespace, console: Console) -> int:
     from .runs import open_run
 
     try:
-        config, store = open_run(args.run_dir)
+        config, store = open_run(args.run_dir, args.overrides)
     except (FileNotFoundError, ConfigError) as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import RunConfig, build_config
+from .config import ConfigError, RunConfig, build_config
 from .methods import get_method
 from .store import DB_NAME, RunStore
 from .tracking import start_mirror
@@ -40,12 +40,25 @@ def create_run(config: RunConfig, run_dir: str | Path | None = None) -> RunStore
     return store
 
 
-def open_run(run_dir: str | Path) -> tuple[RunConfig, RunStore]:
+FIXED_ON_RESUME = ("family", "method", "envs", "seed", "timesteps", "num_envs", "pipeline")
+
+
+def open_run(run_dir: str | Path, overrides: list[str] = ()) -> tuple[RunConfig, RunStore]:
+    """Open a run; `overrides` (key=value) may extend budgets but not change what is being searched."""
     store = RunStore(run_dir, readonly=not (Path(run_dir) / DB_NAME).exists())
     info = store.run_info()
     if info is None:
         raise FileNotFoundError(f"{run_dir} has a store but no run record")
-    return build_config(info["config"]), store
+    config = build_config(info["config"])
+    if overrides:
+        new = build_config(info["config"], list(overrides))
+        changed = [k for k in FIXED_ON_RESUME if getattr(new, k) != getattr(config, k)]
+        if changed:
+            raise ConfigError(f"{', '.join(changed)}: cannot change when resuming (the search so far "
+                              f"depends on it); start a new run with `workbench run --set ...` instead")
+        store.update_config(new.model_dump(mode="json"))
+        config = new
+    return config, store
 
 
 def execute(config: RunConfig, store: RunStore) -> str:

@@ -160,6 +160,10 @@ class RunStore:
                    "updated) VALUES (1, ?, ?, ?, 'created', ?, ?, ?)",
                    (name, family, method, json.dumps(config), now, now))
 
+    def update_config(self, config: dict[str, Any]) -> None:
+        """Replace the stored config (a resume that extends the budget, e.g. more generations)."""
+        self._exec("UPDATE run SET config = ?, updated = ? WHERE id = 1", (json.dumps(config), time.time()))
+
     def run_info(self) -> dict[str, Any] | None:
         rows = self._all("SELECT * FROM run WHERE id = 1")
         if not rows:
