@@ -7,7 +7,8 @@ A study file lists runs, each a config file plus optional overrides:
       - {name: lpo-es, config: configs/cpu/lpo_es.yaml}
       - {name: lpo-llm, config: configs/cpu/lpo_llm.yaml, set: ["llm.generations=5"]}
 
-Runs go to STUDY_DIR/<name>.  Re-running the study resumes unfinished runs and skips finished
+Runs go to STUDY_DIR/<name>; `{study_dir}` in an override is replaced by STUDY_DIR, so a later
+run can name an earlier one, e.g. `distill.teacher={study_dir}/lpo-es` distils that run's best network.  Re-running the study resumes unfinished runs and skips finished
 ones, so a killed study continues where it stopped.
 """
 
@@ -58,7 +59,8 @@ def run_study(path: str | Path, study_dir: str | Path,
     configs = []
     for r in study.runs:
         cfg_path = Path(r.config) if Path(r.config).is_absolute() or Path(r.config).exists() else base / r.config
-        configs.append((r, load_config(cfg_path, [*r.set, f"name={r.name}"])))
+        overrides = [o.replace("{study_dir}", str(out)) for o in r.set]
+        configs.append((r, load_config(cfg_path, [*overrides, f"name={r.name}"])))
     results = []
     for r, config in configs:
         run_dir = out / r.name
