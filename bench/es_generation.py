@@ -25,13 +25,13 @@ import json, sys, time, jax, numpy as np
 from jax.flatten_util import ravel_pytree
 from evaluators.envs import get_env_config
 from evaluators.families import get_family
-from evaluators.fitness import PopulationEvaluator
+from evaluators.fitness import PopulationEvaluator, local_mesh
 from workbench.methods.open_es import OpenES
 pop, timesteps, gens = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 lpo = get_family("lpo")
 flat, unravel = ravel_pytree(lpo.init_network(jax.random.key(0)))
 env = get_env_config("cartpole").scaled(total_timesteps=timesteps)
-ev = PopulationEvaluator(lpo, lpo.network(), env, pop, 1)
+ev = PopulationEvaluator(lpo, lpo.network(), env, pop, 1, mesh=local_mesh(jax.local_device_count()))
 es = OpenES(pop)
 state = es.init(np.zeros_like(np.asarray(flat)), 0.03, 0.03, 0)
 unravel_pop = jax.jit(jax.vmap(unravel))
