@@ -49,7 +49,8 @@ class EnvScores:
         mean = float(ok.mean()) if ok.size else float("nan")
         stderr = float(ok.std(ddof=1) / np.sqrt(ok.size)) if ok.size > 1 else 0.0
         return {"return_mean": mean, "return_stderr": stderr, "normalized": float(self.normalized[i]),
-                "sps": self.sps, "compile_s": self.compile_s}
+                "sps": self.sps, "compile_s": self.compile_s,
+                "seed_returns": [float(x) for x in r]}  # per seed, for paired comparisons
 
 
 @dataclass

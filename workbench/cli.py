@@ -263,6 +263,62 @@ def _run_report(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="paired comparison of stored candidates on the same fresh seeds",
+                       description="Re-train stored candidates of a run on the same held-out seeds "
+                                   "(common random numbers) and report each one's return and its "
+                                   "per-seed difference to the first candidate, with a standard error "
+                                   "and the count of seeds it wins/loses/ties.",
+                       epilog="example: workbench compare runs/my-run warm-start best --seeds 32 "
+                              "--seed 777 --timesteps 50000")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("candidates", nargs="+", metavar="ID|best|warm-start",
+                   help="the first is the reference the others are compared with")
+    p.add_argument("--env", action="append", metavar="ENV", help="environment (repeatable; default: the run's)")
+    p.add_argument("--seeds", type=int, default=32, help="held-out seeds (default 32)")
+    p.add_argument("--seed", type=int, default=1_000_003, help="master seed of the held-out seeds")
+    p.add_argument("--timesteps", type=int, help="environment steps per run (default: the run's)")
+    p.add_argument("--num-envs", type=int, help="parallel environments (default: the run's)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace, console: Console) -> int:
+    import numpy as np
+
+    from .compare import compare
+    from .runs import open_run
+
+    try:
+        config, store = open_run(args.run_dir)
+        store.close()
+        fields = {"envs": args.env or config.envs, "seeds": args.seeds, "seed": args.seed,
+                  "timesteps": args.timesteps or config.timesteps,
+                  "num_envs": args.num_envs or config.num_envs}
+        rows = compare(args.run_dir, args.candidates, **fields)
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps([{"candidate": r.candidate, "outcome": r.result.outcome,
+                           "fitness": r.result.fitness, "diff_mean": r.diff_mean,
+                           "diff_stderr": r.diff_stderr, "wins_losses_ties": r.wins} for r in rows]))
+        return EXIT_OK
+    table = Table(title=f"{args.seeds} held-out seeds (master seed {args.seed}) on {', '.join(fields['envs'])}")
+    for col in ("candidate", "outcome", "return (mean ± s.e.)", "fitness", "Δ vs first (± s.e.)", "wins/losses/ties"):
+        table.add_column(col)
+    for i, r in enumerate(rows):
+        envs = list(r.result.envs.values())
+        ret = (f"{np.mean([e['return_mean'] for e in envs]):.1f} ± "
+               f"{np.sqrt(np.mean([e['return_stderr'] ** 2 for e in envs])):.1f}") if envs else "-"
+        diff = "reference" if i == 0 else (f"{r.diff_mean:+.1f} ± {r.diff_stderr:.1f}"
+                                           if r.diff_mean is not None else "-")
+        fit = f"{r.result.fitness:.4f}" if r.result.fitness is not None else "-"
+        table.add_row(r.candidate, r.result.outcome, ret, fit, diff, r.wins)
+    console.print(table)
+    return EXIT_OK
+
+
 def _add_study(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("study", help="run a set of configs into one directory and report them",
                        description="Run every run listed in a study file into STUDY_DIR (finished "
@@ -308,7 +364,7 @@ def _run_tui(args: argparse.Namespace, console: Console) -> int:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_eval, _add_run, _add_report,
-                                                                   _add_study, _add_tui]
+                                                                   _add_study, _add_compare, _add_tui]
 
 
 def build_parser() -> argparse.ArgumentParser:
