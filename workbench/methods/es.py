@@ -9,6 +9,7 @@ meta-train and meta-test envs with held-out seeds.  `run` resumes from the last 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -64,7 +65,19 @@ def make_strategy(es_cfg, num_dims: int) -> OpenES | EvosaxStrategy:
                           es_cfg.lr_decay, es_cfg.lr_limit, es_cfg.sigma_decay, es_cfg.sigma_limit)
 
 
-def run(config: RunConfig, store: RunStore) -> None:
+@dataclass
+class ESResult:
+    """What an ES run leaves behind, for callers such as the agent's `es_train` tool."""
+
+    generation: int
+    mean_candidate: int | None  # the last stored search mean (a `network` candidate)
+    mean_fitness: float | None  # its held-out meta-train fitness
+    best_fitness_per_generation: list[float]
+    checkpoint: Path
+
+
+def run(config: RunConfig, store: RunStore) -> ESResult:
+    """Start or resume ES on `store` until `es.generations`; the plain Python entry point."""
     family = get_family(config.family)
     es_cfg = config.es
     hsize = es_cfg.hsize or family.default_hsize
@@ -114,6 +127,11 @@ def run(config: RunConfig, store: RunStore) -> None:
                                   train_envs, eval_cache)
             control.checkpoint(store)  # pause here, or stop with the state just saved
     bar.close()
+    mean_row = store.candidate(parent) if parent else None
+    return ESResult(generation=state.generation, mean_candidate=parent,
+                    mean_fitness=mean_row.fitness if mean_row else None,
+                    best_fitness_per_generation=list(state.best_fitness),
+                    checkpoint=store.run_dir / CHECKPOINT)
 
 
 def _record_mean(config, store, family, state, unravel, hsize, parent, test_envs, train_envs,
