@@ -179,19 +179,22 @@ def drive(graph: Any, thread: dict[str, Any], store: RunStore, initial: dict[str
           resume_as: str) -> None:
     """Start a compiled graph, continue it from its checkpoint, or, when it had ended (finished or
     stopped), reopen it as if `resume_as` had just run, so its edges decide whether there is
-    anything left to do (e.g. budget raised on resume)."""
+    anything left to do (e.g. budget raised on resume).
+
+    Checkpoints are written synchronously after every node (`durability="sync"`): LangGraph's
+    default writes them in the background, and a `kill -9` then loses steps that already ran."""
     snap = graph.get_state(thread)
     if store.get_state("final_status") == "stopped":  # the stop ended the previous session
         store.set_state(control.CONTROL_KEY, {})
         ui_control.clear_requests(store)
         store.set_state("final_status", "running")
     if not snap.values:
-        graph.invoke(initial, thread)
+        graph.invoke(initial, thread, durability="sync")
     elif snap.next:
-        graph.invoke(None, thread)
+        graph.invoke(None, thread, durability="sync")
     else:
         graph.update_state(thread, {"done": False}, as_node=resume_as)
-        graph.invoke(None, thread)
+        graph.invoke(None, thread, durability="sync")
 
 
 def run_agent(config: Any, store: RunStore, progress: Any = None) -> None:
