@@ -91,6 +91,9 @@ class SandboxConfig(_Section):
     memory_limit_mb: int = Field(8192, ge=256)
     cpu_time_limit_s: float | None = None
     workers: int = Field(1, ge=1)
+    # JAX's persistent compilation cache for the workers, under <workspace>/.jax-cache/sandbox:
+    # re-evaluating an identical program (warm start, resumed candidate) skips its compile
+    compile_cache: bool = True
 
 
 class WandbConfig(_Section):

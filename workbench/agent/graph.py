@@ -54,6 +54,19 @@ def budget_left(config: Any, store: RunStore, cap: int | None) -> str | None:
     return None
 
 
+def wall_clock(store: RunStore) -> Any:
+    """A `tick()` that adds the time since the previous tick to the run's `agent.wall_s`, the
+    clock of the `llm.wall_time_s` budget (summed over sessions, so resumes count too)."""
+    started = time.perf_counter()
+
+    def tick() -> None:
+        nonlocal started
+        now = time.perf_counter()
+        store.set_state("agent.wall_s", store.get_state("agent.wall_s", 0.0) + now - started)
+        started = now
+    return tick
+
+
 def feedback_text(store: RunStore, cid: int) -> str:
     row = store.candidate(cid)
     if row.outcome == "ok":
@@ -67,13 +80,7 @@ def feedback_text(store: RunStore, cid: int) -> str:
 def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any = None) -> Any:
     family = get_family(config.family)
     source = make_source(config, family)
-    started = time.perf_counter()
-
-    def tick() -> None:
-        nonlocal started
-        now = time.perf_counter()
-        store.set_state("agent.wall_s", store.get_state("agent.wall_s", 0.0) + now - started)
-        started = now
+    tick = wall_clock(store)
 
     def propose(state: AgentState) -> AgentState:
         gen = state.get("generation", 0)

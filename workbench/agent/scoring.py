@@ -7,6 +7,7 @@ and the typed outcome on the candidate.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sandbox.pool import SandboxPool, SandboxResult
@@ -35,4 +36,10 @@ def open_pool(config: Any, spares: int | None = None) -> SandboxPool:
     """A sandbox pool with the run's limits (`sandbox` section)."""
     cs = config.sandbox
     return SandboxPool(spares=spares or cs.workers, time_limit_s=cs.time_limit_s,
-                       memory_limit_mb=cs.memory_limit_mb, cpu_time_limit_s=cs.cpu_time_limit_s)
+                       memory_limit_mb=cs.memory_limit_mb, cpu_time_limit_s=cs.cpu_time_limit_s,
+                       compile_cache_dir=sandbox_cache_dir(config))
+
+
+def sandbox_cache_dir(config: Any) -> Path | None:
+    """Where sandbox workers keep compiled programs (`sandbox.compile_cache`), or None."""
+    return Path(config.workspace) / ".jax-cache" / "sandbox" if config.sandbox.compile_cache else None

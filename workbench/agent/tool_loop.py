@@ -35,7 +35,7 @@ from workbench.proposers.llm import PROMPTS, LLMClient, task_text
 from workbench.store import RunStore
 
 from . import control
-from .graph import CHECKPOINT_DB, budget_left, drive
+from .graph import CHECKPOINT_DB, budget_left, drive, wall_clock
 from .scoring import open_pool
 from .tools import TOOL_SCHEMAS, call_tool
 
@@ -87,13 +87,7 @@ def build_tool_graph(config: Any, store: RunStore, pool: Any, progress: Any = No
     llm = config.llm
     client = LLMClient(llm)
     model = client.models[0]
-    started = time.perf_counter()
-
-    def tick() -> None:
-        nonlocal started
-        now = time.perf_counter()
-        store.set_state("agent.wall_s", store.get_state("agent.wall_s", 0.0) + now - started)
-        started = now
+    tick = wall_clock(store)
 
     def halted(state: ToolLoopState) -> str | None:
         """Wait out a pause; then 'stopped' on a stop request, a budget message, or None."""
