@@ -2,6 +2,12 @@
 compile, train — and the overhead (everything but train) as a share of train time.
 
     python bench/candidate_overhead.py [--candidates 4] [--timesteps 100000] [--seeds 4]
+        [--compile-cache DIR] [--same-program]
+
+`--compile-cache DIR` gives the workers JAX's persistent compilation cache (as runs do, under
+<workspace>/.jax-cache/sandbox); `--same-program` evaluates one program every time (re-evaluations:
+the warm start of each run, resumed candidates), where the cache can help; distinct programs
+(the default) lower to different HLO and cannot.
 
 Writes bench/results/candidate_overhead-<stamp>.json and prints a table.
 """
@@ -30,14 +36,17 @@ def main() -> None:
     ap.add_argument("--timesteps", type=int, default=100_000)  # configs/cpu scale
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--num-envs", type=int, default=8)
+    ap.add_argument("--compile-cache", metavar="DIR", default=None)
+    ap.add_argument("--same-program", action="store_true")
     args = ap.parse_args()
     src = textwrap.dedent(inspect.getsource(ppo_clip))
     cfg = SandboxConfig()
     rows = []
-    with SandboxPool(spares=1, time_limit_s=cfg.time_limit_s, memory_limit_mb=cfg.memory_limit_mb) as pool:
+    with SandboxPool(spares=1, time_limit_s=cfg.time_limit_s, memory_limit_mb=cfg.memory_limit_mb,
+                     compile_cache_dir=args.compile_cache) as pool:
         time.sleep(0)  # the first worker is started here, as in a run
         for i in range(args.candidates):
-            job = {"family": "lpo", "kind": "code", "source": src.replace("1 + epsilon", f"1 + epsilon + {i * 1e-3}"),
+            job = {"family": "lpo", "kind": "code", "source": src if args.same_program else src.replace("1 + epsilon", f"1 + epsilon + {i * 1e-3}"),
                    "envs": ["cartpole"], "seeds": args.seeds, "seed": 0, "timesteps": args.timesteps,
                    "num_envs": args.num_envs}
             t0 = time.perf_counter()

@@ -153,8 +153,19 @@ class SandboxPool:
     """Runs jobs in fresh pre-started workers.  Use as a context manager or call close()."""
 
     def __init__(self, spares: int = 1, time_limit_s: float = 600.0, memory_limit_mb: int = 8192,
-                 cpu_time_limit_s: float | None = None, env_extra: dict[str, str] | None = None):
+                 cpu_time_limit_s: float | None = None, env_extra: dict[str, str] | None = None,
+                 compile_cache_dir: str | Path | None = None):
+        """`compile_cache_dir`: JAX's persistent compilation cache for the workers.  Each worker is a
+        fresh process, so without it a program compiled before is compiled again; with it a
+        re-evaluation of an identical program (the warm start of every run, a candidate resumed
+        after a kill, `workbench eval` of a stored program) loads its executable instead.  Different
+        programs lower to different HLO and gain nothing.  The directory holds native code that
+        later workers load: keep it for sandbox workers only, never shared with the parent."""
         self.spares = max(1, spares)
+        if compile_cache_dir is not None:
+            cache = Path(compile_cache_dir).resolve()
+            cache.mkdir(parents=True, exist_ok=True)
+            env_extra = {"JAX_COMPILATION_CACHE_DIR": str(cache), **(env_extra or {})}
         self.time_limit_s = time_limit_s
         self.memory_limit_mb = memory_limit_mb
         self.cpu_time_limit_s = cpu_time_limit_s

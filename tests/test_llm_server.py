@@ -6,11 +6,9 @@ reaches a candidate or the store.
 
 import json
 import os
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from scripted_llm import ScriptedHandler, scripted_server
 
 from workbench.config import build_config
 from workbench.runs import create_run, execute
@@ -43,49 +41,10 @@ EXPECTED = ["ok", "no_code", "crashed", "timeout", "oom", "forbidden", "forbidde
             "ok"]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    script: list = []
-    bodies: list = []
-
-    def log_message(self, *a):  # keep test output clean
-        pass
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        _Handler.bodies.append(body.decode())
-        kind, payload = _Handler.script.pop(0) if _Handler.script else ("text", "{}")
-        if kind == "status":
-            self.send_response(payload)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(json.dumps({"error": {"message": "rate limited", "type": "rate_limit"}}).encode())
-            return
-        if kind == "slow":
-            time.sleep(payload)
-            payload = "{}"
-        reply = {"id": "x", "object": "chat.completion", "created": int(time.time()), "model": "test-model",
-                 "choices": [{"index": 0, "finish_reason": "stop",
-                              "message": {"role": "assistant", "content": payload}}],
-                 "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}
-        data = json.dumps(reply).encode()
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-
 @pytest.fixture()
 def server():
-    _Handler.script = list(SCRIPT)
-    _Handler.bodies = []
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv
-    srv.shutdown()
+    with scripted_server(SCRIPT) as srv:
+        yield srv
 
 
 def test_scripted_llm_run(server, tmp_path, monkeypatch):
@@ -113,7 +72,7 @@ def test_scripted_llm_run(server, tmp_path, monkeypatch):
     assert len(replies) == len(EXPECTED) - 1
     assert all(r.info.get("usage", {}).get("prompt_tokens") == 100 for r in rows[2:])
     # the prompt carried the archive and the previous outcome
-    assert "candidate 1" in _Handler.bodies[1] and "no_code" in _Handler.bodies[1]
+    assert "candidate 1" in ScriptedHandler.bodies[1] and "no_code" in ScriptedHandler.bodies[1]
     # no secret in the store
     dump = json.dumps([r.__dict__ for r in rows]) + json.dumps(store.messages())
     assert SECRET not in dump

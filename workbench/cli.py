@@ -192,6 +192,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _execute(config, store, console: Console) -> int:
+    from .config import ConfigError
     from .methods import MethodUnavailable
     from .runs import execute
     from .summary import print_summary
@@ -199,7 +200,7 @@ def _execute(config, store, console: Console) -> int:
     console.print(f"run directory: [bold]{store.run_dir}[/]")
     try:
         status = execute(config, store)
-    except MethodUnavailable as exc:
+    except (MethodUnavailable, ConfigError) as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -89,6 +89,10 @@ class LLMConfig(_Section):
     api_key_env: str | None = None  # env var (or .env entry) holding the key; None: litellm's default
     archive_top_k: int = Field(8, ge=1)
     approval: bool = False  # human approves every candidate before evaluation
+    # propose: the discovery graph (one program per step); tools: the model calls evaluate, es_train,
+    # distill, symbolic_search, ... and plans its own pipeline (needs a model)
+    loop: Literal["propose", "tools"] = "propose"
+    max_tool_steps: int = Field(30, ge=1)  # tool mode: tool calls executed before the loop stops
 
 
 class SandboxConfig(_Section):
@@ -96,6 +100,9 @@ class SandboxConfig(_Section):
     memory_limit_mb: int = Field(8192, ge=256)
     cpu_time_limit_s: float | None = None
     workers: int = Field(1, ge=1)
+    # JAX's persistent compilation cache for the workers, under <workspace>/.jax-cache/sandbox:
+    # re-evaluating an identical program (warm start, resumed candidate) skips its compile
+    compile_cache: bool = True
 
 
 class WandbConfig(_Section):
@@ -136,6 +143,27 @@ class RunConfig(_Section):
         except UnknownEnvError as exc:
             raise ValueError(str(exc)) from None
 
+    @model_validator(mode="after")
+    def _tool_mode_has_a_model(self) -> "RunConfig":
+        uses_llm = self.method == "llm" or (self.method == "pipeline" and "llm" in self.pipeline)
+        if uses_llm and self.llm.loop == "tools":
+            problem = tool_mode_problem(self.llm)
+            if problem:
+                raise ValueError(problem)
+        return self
+
+
+def tool_mode_problem(llm: LLMConfig) -> str | None:
+    """Why `llm.loop: tools` cannot run with these settings, phrased with the fix; None if it can."""
+    if llm.proposer == "mutation":
+        return ("llm.loop: 'tools' needs a language model, but llm.proposer is 'mutation'; set "
+                "llm.proposer to 'llm' (or 'auto') and llm.model, or use llm.loop=propose")
+    if not (llm.model or llm.models):
+        return ("llm.loop: 'tools' needs a language model; set llm.model (e.g. gpt-4o-mini, or "
+                "openai/NAME with llm.api_base for a local server), or run offline with "
+                "`method: pipeline` and `pipeline: [es, distill, symbolic, llm]`")
+    return None
+
 
 class ConfigError(ValueError):
     """A config problem, phrased as 'field: what is wrong; how to fix it'."""
@@ -149,6 +177,8 @@ def _format_validation(exc: ValidationError) -> str:
             parent = ".".join(str(p) for p in err["loc"][:-1])
             lines.append(f"{field}: unknown key; remove it or check the spelling "
                          f"(valid keys: {', '.join(_valid_keys(parent))})")
+        elif err["type"] == "value_error" and not err["loc"]:  # a rule across fields: its own words
+            lines.append(str(err["ctx"]["error"]))
         else:
             msg = err["msg"]
             given = err.get("input")

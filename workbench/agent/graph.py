@@ -26,6 +26,7 @@ from workbench.store import RunStore
 
 from . import control
 from .. import control as ui_control
+from .scoring import open_pool, score_program
 from .sources import make_source
 
 CHECKPOINT_DB = "agent.sqlite"
@@ -39,12 +40,11 @@ class AgentState(TypedDict, total=False):
     last: int | None  # the candidate whose outcome `reflect` reports
 
 
-def _budget_left(config: Any, store: RunStore) -> str | None:
-    """None while there is budget; else why the run stops."""
+def budget_left(config: Any, store: RunStore, cap: int | None) -> str | None:
+    """None while there is budget; else why the run stops.  `cap`: most candidates (None: no cap)."""
     llm = config.llm
     n = len(store.candidates())
-    cap = llm.max_candidates or llm.generations
-    if n >= cap:
+    if cap is not None and n >= cap:
         return f"candidate budget reached ({n}/{cap})"
     info = store.run_info() or {}
     if llm.max_cost_usd is not None and info.get("cost_usd", 0.0) >= llm.max_cost_usd:
@@ -52,6 +52,19 @@ def _budget_left(config: Any, store: RunStore) -> str | None:
     if llm.wall_time_s is not None and store.get_state("agent.wall_s", 0.0) >= llm.wall_time_s:
         return f"wall-time budget reached ({llm.wall_time_s:g} s)"
     return None
+
+
+def wall_clock(store: RunStore) -> Any:
+    """A `tick()` that adds the time since the previous tick to the run's `agent.wall_s`, the
+    clock of the `llm.wall_time_s` budget (summed over sessions, so resumes count too)."""
+    started = time.perf_counter()
+
+    def tick() -> None:
+        nonlocal started
+        now = time.perf_counter()
+        store.set_state("agent.wall_s", store.get_state("agent.wall_s", 0.0) + now - started)
+        started = now
+    return tick
 
 
 def feedback_text(store: RunStore, cid: int) -> str:
@@ -67,13 +80,7 @@ def feedback_text(store: RunStore, cid: int) -> str:
 def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any = None) -> Any:
     family = get_family(config.family)
     source = make_source(config, family)
-    started = time.perf_counter()
-
-    def tick() -> None:
-        nonlocal started
-        now = time.perf_counter()
-        store.set_state("agent.wall_s", store.get_state("agent.wall_s", 0.0) + now - started)
-        started = now
+    tick = wall_clock(store)
 
     def propose(state: AgentState) -> AgentState:
         gen = state.get("generation", 0)
@@ -82,7 +89,7 @@ def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any =
         if control.wants_stop(store):
             store.set_state("final_status", "stopped")
             return {"done": True}
-        why = _budget_left(config, store)
+        why = budget_left(config, store, config.llm.max_candidates or config.llm.generations)
         if why:
             store.emit("agent", {"stop": why})
             store.set_state("final_status", "finished")
@@ -141,20 +148,8 @@ def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any =
                 return {"pending": None, "last": cid}
             if decision.get("code"):
                 code = decision["code"]
-        job = {"family": family.name, "kind": "code", "source": code, "envs": config.envs,
-               "test_envs": config.test_envs, "seeds": config.seeds, "seed": config.seed,
-               "timesteps": config.timesteps, "num_envs": config.num_envs, "label": row.label}
-        store.emit("evaluating", {"id": cid})
-        r = pool.evaluate(job, config.sandbox.time_limit_s)
-        for split, envs in (("train", r.envs), ("test", r.test_envs)):
-            for env, stats in envs.items():
-                store.add_evaluation(cid, env, split, stats, config.seeds, config.seed)
-        store.add_cost(env_steps=r.env_steps)
-        info = {"timings": r.timings, "envs": r.envs, "test_envs": r.test_envs}
-        if code != row.source:
-            info["edited_source"] = code
-        store.finish_candidate(cid, r.outcome, r.reason, fitness=r.fitness, test_fitness=r.test_fitness,
-                               info=info)
+        score_program(store, config, pool, cid, code, row.label,
+                      {"edited_source": code} if code != row.source else None)
         return {"pending": None, "last": cid}
 
     def reflect(state: AgentState) -> AgentState:
@@ -187,25 +182,34 @@ def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any =
     return g
 
 
+def drive(graph: Any, thread: dict[str, Any], store: RunStore, initial: dict[str, Any],
+          resume_as: str) -> None:
+    """Start a compiled graph, continue it from its checkpoint, or, when it had ended (finished or
+    stopped), reopen it as if `resume_as` had just run, so its edges decide whether there is
+    anything left to do (e.g. budget raised on resume).
+
+    Checkpoints are written synchronously after every node (`durability="sync"`): LangGraph's
+    default writes them in the background, and a `kill -9` then loses steps that already ran."""
+    snap = graph.get_state(thread)
+    if store.get_state("final_status") == "stopped":  # the stop ended the previous session
+        store.set_state(control.CONTROL_KEY, {})
+        ui_control.clear_requests(store)
+        store.set_state("final_status", "running")
+    if not snap.values:
+        graph.invoke(initial, thread, durability="sync")
+    elif snap.next:
+        graph.invoke(None, thread, durability="sync")
+    else:
+        graph.update_state(thread, {"done": False}, as_node=resume_as)
+        graph.invoke(None, thread, durability="sync")
+
+
 def run_agent(config: Any, store: RunStore, progress: Any = None) -> None:
     """Start or continue the discovery graph of this run until its budget is spent or it is stopped."""
-    cs = config.sandbox
     conn = sqlite3.connect(Path(store.run_dir) / CHECKPOINT_DB, check_same_thread=False)
     try:
-        with SandboxPool(spares=cs.workers, time_limit_s=cs.time_limit_s, memory_limit_mb=cs.memory_limit_mb,
-                         cpu_time_limit_s=cs.cpu_time_limit_s) as pool:
+        with open_pool(config) as pool:
             graph = build_graph(config, store, pool, progress).compile(checkpointer=SqliteSaver(conn))
-            snap = graph.get_state(THREAD)
-            if store.get_state("final_status") == "stopped":  # the stop ended the previous session
-                store.set_state(control.CONTROL_KEY, {})
-                ui_control.clear_requests(store)
-                store.set_state("final_status", "running")
-            if not snap.values:
-                graph.invoke({"generation": 0, "pending": None, "done": False}, THREAD)
-            elif snap.next:
-                graph.invoke(None, THREAD)
-            else:  # finished or stopped earlier: continue if budget remains (e.g. raised on resume)
-                graph.update_state(THREAD, {"done": False}, as_node="reflect")
-                graph.invoke(None, THREAD)
+            drive(graph, THREAD, store, {"generation": 0, "pending": None, "done": False}, "reflect")
     finally:
         conn.close()

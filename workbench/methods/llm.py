@@ -1,13 +1,14 @@
 """Method `llm`: LLM-driven program discovery, or its offline twin (mutation) without a model.
 
-Starts or resumes the LangGraph agent of `workbench.agent.graph` on the run store.
+`llm.loop: propose` (default) starts or resumes the discovery graph of `workbench.agent.graph`;
+`llm.loop: tools` the tool-calling agent of `workbench.agent.tool_loop`, which needs a model.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from workbench.config import RunConfig
+from workbench.config import ConfigError, RunConfig, tool_mode_problem
 from workbench.store import RunStore
 
 
@@ -25,7 +26,31 @@ def _progress_printer(config: RunConfig) -> Any:
     return progress
 
 
+def _tool_step_printer(config: RunConfig) -> Any:
+    from tqdm import tqdm
+
+    def progress(step: int, tool: str, result: dict[str, Any]) -> None:
+        if "error" in result:
+            what = f"error: {str(result['error'])[:120]}"
+        elif "new_candidates" in result:
+            what = f"{len(result['new_candidates'])} new candidates"
+        elif "outcome" in result:
+            what = f"candidate {result.get('id')}: {result['outcome']} fitness={result.get('fitness')}"
+        else:
+            what = "ok"
+        tqdm.write(f"[tool step {step}/{config.llm.max_tool_steps}] {tool}: {what}")
+    return progress
+
+
 def run(config: RunConfig, store: RunStore) -> None:
+    if config.llm.loop == "tools":
+        problem = tool_mode_problem(config.llm)
+        if problem:  # configs built without validation (e.g. model_copy) get the same message
+            raise ConfigError(problem)
+        from workbench.agent.tool_loop import run_tool_loop
+
+        run_tool_loop(config, store, progress=_tool_step_printer(config))
+        return
     from workbench.agent.graph import run_agent
 
     run_agent(config, store, progress=_progress_printer(config))

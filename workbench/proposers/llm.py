@@ -68,30 +68,86 @@ def apply_diff(parent: str, reply: str) -> str | None:
     return code
 
 
+class LLMClient:
+    """One litellm chat call with the run's settings: key, api_base, retries with backoff, and the
+    tokens and cost of the call.  Shared by the proposer and the tool-calling agent, so both talk to
+    models (and count what they spend) the same way."""
+
+    def __init__(self, cfg: Any):
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of prices
+        import litellm  # noqa: F401 - fail early with a clear error if missing
+
+        self.cfg = cfg
+        self.models = list(cfg.models) or ([cfg.model] if cfg.model else [])
+        env = {**read_dotenv(), **os.environ}
+        self.api_key = env.get(cfg.api_key_env) if cfg.api_key_env else None
+        if self.api_key is None and cfg.api_base:
+            self.api_key = env.get("OPENAI_API_KEY", "sk-no-key")  # local servers often need none
+
+    def complete(self, model: str, messages: list[dict[str, Any]],
+                 tools: list[dict[str, Any]] | None = None) -> tuple[Any, dict[str, float]]:
+        """(the reply message, usage) of one call; retryable errors are retried with backoff and
+        the last one is raised when retries run out."""
+        import litellm
+
+        kwargs: dict[str, Any] = {"model": model, "messages": messages, "timeout": self.cfg.request_timeout_s,
+                                  "num_retries": 0}
+        if tools:
+            kwargs["tools"] = tools
+        if self.cfg.api_base:
+            kwargs["api_base"] = self.cfg.api_base
+        if self.api_key:
+            kwargs["api_key"] = self.api_key
+        if self.cfg.temperature is not None:
+            kwargs["temperature"] = self.cfg.temperature
+        last_err: Exception | None = None
+        for attempt in range(self.cfg.max_retries + 1):
+            try:
+                resp = litellm.completion(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                last_err = exc
+                if type(exc).__name__ in RETRYABLE or "timeout" in str(exc).lower():
+                    time.sleep(self.cfg.retry_base_s * (2 ** attempt))
+                    continue
+                raise
+            usage = getattr(resp, "usage", None)
+            try:
+                cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
+            except Exception:  # noqa: BLE001 - unknown (e.g. local) models have no price
+                cost = 0.0
+            info = {"prompt_tokens": float(getattr(usage, "prompt_tokens", 0) or 0),
+                    "completion_tokens": float(getattr(usage, "completion_tokens", 0) or 0),
+                    "cost_usd": cost, "attempts": float(attempt + 1)}
+            return resp.choices[0].message, info
+        raise RuntimeError(f"{type(last_err).__name__}: {last_err}")
+
+
+def task_text(family: Family) -> str:
+    """The family's task prompt with its warm-start program filled in."""
+    from workbench.agent.sources import warm_start_source
+
+    return (PROMPTS / family.name / "task.md").read_text().replace(
+        "{warm_start}", warm_start_source(family).strip())
+
+
 class LLMSource:
     """Proposals from language models, one call per candidate, models taken round-robin."""
 
     method = "llm"
 
     def __init__(self, config: Any, family: Family):
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of prices
-        import litellm  # noqa: F401 - fail early with a clear error if missing
-
         self.cfg = config.llm
         self.family = family
-        self.models = list(self.cfg.models) or ([self.cfg.model] if self.cfg.model else [])
+        self.client = LLMClient(self.cfg)
+        self.models = self.client.models
         if not self.models:
             raise ValueError("llm.model or llm.models must name at least one model for proposer 'llm'")
         fam_dir = PROMPTS / family.name
         self.system = (PROMPTS / ("system_diff.md" if self.cfg.mode == "diff" else "system.md")).read_text()
         from workbench.agent.sources import warm_start_source
         self.warm_start = warm_start_source(family)
-        self.task = (fam_dir / "task.md").read_text().replace("{warm_start}", self.warm_start.strip())
+        self.task = task_text(family)
         self.feedback = (fam_dir / "feedback.md").read_text()
-        env = {**read_dotenv(), **os.environ}
-        self.api_key = env.get(self.cfg.api_key_env) if self.cfg.api_key_env else None
-        if self.api_key is None and self.cfg.api_base:
-            self.api_key = env.get("OPENAI_API_KEY", "sk-no-key")  # local servers often need none
 
     # -- prompt ---------------------------------------------------------------------------
     def build_messages(self, store: Any, inbox: list[str]) -> tuple[list[dict[str, str]], tuple[int, str] | None]:
@@ -119,36 +175,8 @@ class LLMSource:
 
     # -- call -----------------------------------------------------------------------------
     def _complete(self, model: str, messages: list[dict[str, str]]) -> tuple[str, dict[str, float]]:
-        import litellm
-
-        kwargs: dict[str, Any] = {"model": model, "messages": messages, "timeout": self.cfg.request_timeout_s,
-                                  "num_retries": 0}
-        if self.cfg.api_base:
-            kwargs["api_base"] = self.cfg.api_base
-        if self.api_key:
-            kwargs["api_key"] = self.api_key
-        if self.cfg.temperature is not None:
-            kwargs["temperature"] = self.cfg.temperature
-        last_err: Exception | None = None
-        for attempt in range(self.cfg.max_retries + 1):
-            try:
-                resp = litellm.completion(**kwargs)
-            except Exception as exc:  # noqa: BLE001 - classified below
-                last_err = exc
-                if type(exc).__name__ in RETRYABLE or "timeout" in str(exc).lower():
-                    time.sleep(self.cfg.retry_base_s * (2 ** attempt))
-                    continue
-                raise
-            usage = getattr(resp, "usage", None)
-            try:
-                cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
-            except Exception:  # noqa: BLE001 - unknown (e.g. local) models have no price
-                cost = 0.0
-            info = {"prompt_tokens": float(getattr(usage, "prompt_tokens", 0) or 0),
-                    "completion_tokens": float(getattr(usage, "completion_tokens", 0) or 0),
-                    "cost_usd": cost, "attempts": float(attempt + 1)}
-            return resp.choices[0].message.content or "", info
-        raise RuntimeError(f"{type(last_err).__name__}: {last_err}")
+        message, info = self.client.complete(model, messages)
+        return message.content or "", info
 
     def propose(self, store: Any, generation: int, inbox: list[str]) -> Proposal:
         from workbench.agent.sources import archive
