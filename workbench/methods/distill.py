@@ -177,8 +177,8 @@ def load_checkpoint(run_dir: Path, template: DistillState) -> DistillState | Non
 
 
 # -- the method ----------------------------------------------------------------------------------
-def _teacher(config: RunConfig, family: Family, store: RunStore, envs: tuple[list, list]
-             ) -> tuple[Any, int, int | None]:
+def _teacher(config: RunConfig, family: Family, store: RunStore, envs: tuple[list, list],
+             cache: dict) -> tuple[Any, int, int | None]:
     """(params, hsize, candidate id) of the teacher, resolved once and kept in the run directory."""
     info = store.get_state("distill_teacher")
     if info is None:
@@ -193,7 +193,7 @@ def _teacher(config: RunConfig, family: Family, store: RunStore, envs: tuple[lis
         store.set_state("distill_teacher", info)
     params, _, hsize = load_params(store.run_dir / TEACHER_FILE)
     if not info["scored"]:
-        _score(config, store, family, info["candidate_id"], params, hsize, config.eval_seed, envs, {})
+        _score(config, store, family, info["candidate_id"], params, hsize, config.eval_seed, envs, cache)
         store.set_state("distill_teacher", {**info, "scored": True})
     return params, hsize, info["candidate_id"]
 
@@ -219,7 +219,8 @@ def _record_student(config, store, family, state, hsize, parent, stats, envs, ca
         params_path=str(rel), hsize=hsize, parents=[parent] if parent else [],
         generation=state.epoch, info={"role": "student", **stats.metrics()})
     seed = config.eval_seed + state.epoch
-    result = _score(config, store, family, cid, state.params, hsize, seed, envs, cache)
+    params = jax.tree.map(np.asarray, state.params)  # host arrays, as the teacher's (see _score)
+    result = _score(config, store, family, cid, params, hsize, seed, envs, cache)
     if result.fitness is not None:
         store.log_metrics(state.epoch, {"student_eval_fitness": result.fitness,
                                         **({"student_eval_test_fitness": result.test_fitness}
@@ -235,11 +236,11 @@ def run(config: RunConfig, store: RunStore) -> None:
         raise ConfigError(recording_refusal(family.name))
     envs = (resolve_envs(config.envs, config.timesteps, config.num_envs),
             resolve_envs(config.test_envs, config.timesteps, config.num_envs))
-    teacher, teacher_hsize, parent = _teacher(config, family, store, envs)
+    cache: dict = {}  # compiled RL evaluators, shared by the teacher and every student
+    teacher, teacher_hsize, parent = _teacher(config, family, store, envs, cache)
     hsize = cfg.hsize or teacher_hsize
     fresh = initial_state(family, hsize, cfg, jax.random.key(config.seed))
     state = load_checkpoint(store.run_dir, fresh) or fresh
-    cache: dict = {}
 
     def due(epoch: int) -> bool:
         return epoch % cfg.eval_every == 0 or epoch == cfg.epochs
@@ -260,6 +261,7 @@ def run(config: RunConfig, store: RunStore) -> None:
     def on_epoch(new: DistillState, stats: EpochStats) -> None:
         store.log_metrics(stats.epoch, stats.metrics())
         save_checkpoint(store.run_dir, new)
+        store.set_state("distill_epoch", new.epoch)
         bar.update(1)
         bar.set_postfix(test_ratio=f"{stats.test_loss_ratio:.2e}")
         control.report_progress(store, stats.epoch, cfg.epochs, "epoch")
