@@ -70,6 +70,7 @@ def _cli(*args):
                             start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+@pytest.mark.slow
 def test_kill_and_resume_is_bit_identical(tmp_path):
     common = ["--config", "configs/cpu/lpo_distill.yaml", "--set", "distill.epochs=6",
               "--set", "distill.iters=20", "--set", "distill.batch_size=256",
