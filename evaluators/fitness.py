@@ -118,8 +118,12 @@ class PopulationEvaluator:
                 return batch(lambda s: train(s, m))(seeds)
             return batch(lambda args: member(*args))((meta, member_ids))
 
+        # check_vma=False: the agent's initial params do not vary over `pop` but a learned
+        # optimiser's updates (functions of the member's meta) do, and the PPO scan carry must keep
+        # one type; without it every open/open_ff/no_features network evaluation crashed
         sharded = jax.shard_map(members_by_seeds, mesh=self.mesh,
-                                in_specs=(P("pop"), P("pop"), P()), out_specs=P("pop"))
+                                in_specs=(P("pop"), P("pop"), P()), out_specs=P("pop"),
+                                check_vma=False)
         self._fn = jax.jit(sharded)
         self._compiled = None
         self.compile_s = 0.0

@@ -47,14 +47,21 @@ class ESConfig(_Section):
 class DistillConfig(_Section):
     """Black-box distillation (SPEC §5)."""
 
-    teacher: str | None = None  # RUN_DIR[:CANDIDATE_ID|best] or a .npz parameter file
-    epochs: int = Field(100, ge=1)
-    iters: int = Field(100, ge=1)
-    batch_size: int = Field(2048, ge=1)
-    lr: float = Field(1e-4, gt=0)
+    # RUN_DIR[:CANDIDATE_ID|best], a .npz parameter file, 'warm-start' (LPO: PPO's drift), or
+    # empty: this run's best network candidate (e.g. after an `es` step of a pipeline)
+    teacher: str | None = None
+    epochs: int = Field(100, ge=1)  # the original used 10 for no_features (set in its configs)
+    iters: int = Field(100, ge=1)  # training steps per epoch
+    batch_size: int = Field(2048, ge=1)  # fresh synthetic points per step (LPO: random (r, A) points)
+    lr: float = Field(1e-4, gt=0)  # Adam, annealed linearly to lr_stop over epochs x iters steps
     lr_stop: float = Field(1e-5, gt=0)
     hsize: int | None = None  # student size; None: same as the teacher
-    data: Literal["synthetic", "recorded"] = "synthetic"
+    data: Literal["synthetic", "recorded"] = "synthetic"  # recorded: (r, A) from PPO runs (LPO)
+    eval_every: int = Field(1, ge=1)  # epochs between RL evaluations of the student
+    test_points: int = Field(10_000, ge=1)  # size of the fixed test set
+    seq_length: int = Field(100, ge=1, le=2000)  # open: unroll length of each trajectory
+    grid: bool = False  # lpo: also fit the whole 1024 x 1024 (r, A) grid at every step (slow on CPU)
+    record_points: int = Field(200_000, ge=1)  # data=recorded: (r, A) pairs kept from the PPO runs
     eval_seeds: int = Field(8, ge=1)
 
 
