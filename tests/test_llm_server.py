@@ -57,7 +57,7 @@ def test_scripted_llm_run(server, tmp_path, monkeypatch):
         "llm": {"proposer": "llm", "model": "openai/test-model", "api_base": f"http://127.0.0.1:{port}/v1",
                 "generations": len(EXPECTED), "request_timeout_s": 3, "max_retries": 2,
                 "retry_base_s": 0.05},
-        "sandbox": {"time_limit_s": 25}})
+        "sandbox": {"time_limit_s": 40}})  # the hang costs this much; a cold compile fits well inside
     store = create_run(cfg, tmp_path / "run")
     assert execute(cfg, store) == "finished"
     rows = store.candidates()
