@@ -66,15 +66,25 @@ class DistillConfig(_Section):
 
 
 class SymbolicConfig(_Section):
-    """Symbolic distillation (SPEC §6)."""
+    """Symbolic distillation (SPEC §6).  `None` fields take the family's SPEC value (LPO vs
+    OPEN-FF/NoFeat); the operon-only fields size the offline backend's search per fit."""
 
-    backend: Literal["auto", "pysr", "operon"] = "auto"
-    teacher: str | None = None
-    epochs: int = Field(100, ge=1)
-    points: int = Field(1_000_000, ge=100)
-    maxsize: int | None = None  # None: 40 for LPO, 60 otherwise
-    grad_loss: bool = False
-    eval_seeds: int = Field(8, ge=1)
+    backend: Literal["auto", "pysr", "operon"] = "auto"  # auto: PySR if Julia starts, else operon
+    teacher: str | None = None  # as distill.teacher; LPO also accepts 'warm-start' (PPO's clip drift)
+    epochs: int = Field(100, ge=1)  # backend fits, each continuing the last on fresh data
+    points: int = Field(1_000_000, ge=100)  # teacher queries per epoch (LPO: a sqrt(points)^2 grid)
+    batch_size: int = Field(5000, ge=10)  # rows one fit sees (PySR's batch_size; operon's data)
+    maxsize: int | None = Field(None, ge=3)  # None: 40 for LPO, 60 otherwise
+    maxdepth: int | None = Field(None, ge=2)  # None: 8 for LPO, 9 otherwise
+    operators: list[str] | None = None  # None: SPEC's; from + - * / max min square neg tanh abs exp relu
+    grad_loss: bool = False  # LPO: fit d(drift)/dr to the teacher's gradient, then integrate
+    iterations: int | None = Field(None, ge=1)  # PySR niterations per fit; None: 1 LPO, 10 otherwise
+    populations: int | None = Field(None, ge=1)  # PySR populations; None: PySR's default LPO, 160 otherwise
+    generations: int = Field(100, ge=1)  # operon generations per fit
+    population_size: int = Field(1000, ge=10)  # operon population
+    threads: int = Field(1, ge=1)  # backend threads
+    eval_seeds: int = Field(8, ge=1)  # held-out seeds for each selected expression's RL score
+    time_limit_s: float | None = Field(None, gt=0)  # wall-clock cap per fit; None: no cap
 
 
 class LLMConfig(_Section):
