@@ -156,14 +156,21 @@ def _with_network_teacher(store) -> int:
 
 @pytest.mark.slow
 def test_tiny_run_stores_front_and_scored_candidates_then_resumes(tmp_path):
-    config = _tiny_config(epochs=1)
+    """Teacher from another run (as ES -> symbolic in a study): lineage stays inside this store."""
+    from workbench.store import RunStore
+
+    teacher_id = _with_network_teacher(RunStore(tmp_path / "es"))
+    base = _tiny_config(epochs=1)
+    config = base.model_copy(update={"symbolic": base.symbolic.model_copy(
+        update={"teacher": str(tmp_path / "es")})})
     store = create_run(config, tmp_path / "run")
-    _with_network_teacher(store)
     assert execute(config, store) == "finished"
-    teacher = [c for c in store.candidates() if c.kind == "network"]
+    (copy,) = [c for c in store.candidates() if c.info.get("role") == "teacher"]
+    assert copy.info["origin"] == {"run": str((tmp_path / "es").resolve()), "candidate": teacher_id}
+    assert copy.kind == "network" and (store.run_dir / copy.params_path).is_file()
     symbolic = [c for c in store.candidates() if c.kind == "symbolic"]
     assert symbolic and all(c.outcome != "pending" for c in symbolic)
-    assert all(c.parents == [max(teacher, key=lambda c: c.fitness).id] for c in symbolic)
+    assert all(c.parents == [copy.id] for c in symbolic)
     assert any(c.outcome == "ok" and c.fitness is not None for c in symbolic)
     assert all(c.info["backend"] == "operon" and c.info["selection"] for c in symbolic)
     fronts = [a for a in store.artefacts() if a["name"].startswith("symbolic front")]
@@ -180,6 +187,7 @@ def test_tiny_run_stores_front_and_scored_candidates_then_resumes(tmp_path):
     assert [json.loads((store.run_dir / a["path"]).read_text())["epoch"] for a in fronts] == [1, 2]
     texts = [c.source for c in store.candidates() if c.kind == "symbolic"]
     assert len(texts) == len(set(texts))  # identical expressions are stored once
+    assert len([c for c in store.candidates() if c.info.get("role") == "teacher"]) == 1
 
 
 def test_grad_loss_search_gives_zero_drift_at_identity():

@@ -14,7 +14,7 @@ import jax
 
 from evaluators.families import Family
 
-from .params_io import load_params
+from .params_io import load_params, save_params
 from .store import RunStore
 
 
@@ -29,6 +29,7 @@ class Teacher:
     kind: str  # "network" | "warm_start"
     label: str
     candidate_id: int | None = None  # set when the teacher is a candidate of *this* run (a parent)
+    origin: dict[str, Any] | None = None  # {"run": dir, "candidate": id} when it lives in another run
 
 
 SPEC_HELP = ("teacher: RUN_DIR, RUN_DIR:ID, RUN_DIR:best, a .npz parameter file, 'warm-start' "
@@ -51,7 +52,9 @@ def _from_row(row: Any, run_dir: Path, family: Family, same_run: bool) -> Teache
         raise TeacherError(f"candidate {row.id} of {run_dir} is a {fam} network, not {family.name}")
     return Teacher(params=params, hsize=hsize, kind="network",
                    label=f"candidate {row.id} of {run_dir.name}: {row.label}",
-                   candidate_id=row.id if same_run else None)
+                   candidate_id=row.id if same_run else None,
+                   origin=None if same_run else {"run": str(Path(run_dir).resolve()),
+                                                 "candidate": row.id})
 
 
 def resolve_teacher(spec: str | None, family: Family, store: RunStore) -> Teacher:
@@ -75,7 +78,8 @@ def resolve_teacher(spec: str | None, family: Family, store: RunStore) -> Teache
             raise TeacherError(str(exc)) from None
         if fam != family.name:
             raise TeacherError(f"{p} holds a {fam} network, not {family.name}")
-        return Teacher(params=params, hsize=hsize, kind="network", label=f"file {p.name}")
+        return Teacher(params=params, hsize=hsize, kind="network", label=f"file {p.name}",
+                       origin={"file": str(p.resolve())})
     if not (p / "run.sqlite").is_file():
         raise TeacherError(f"teacher {spec!r}: {p} is neither a run directory nor a .npz file; {SPEC_HELP}")
     same = p.resolve() == Path(store.run_dir).resolve()
@@ -94,3 +98,20 @@ def resolve_teacher(spec: str | None, family: Family, store: RunStore) -> Teache
     finally:
         if not same:
             other.close()
+
+
+def record_teacher(store: RunStore, teacher: Teacher, family: str, method: str,
+                   params_file: str | Path) -> int:
+    """The teacher's candidate id in `store`, adding a copy when it lives elsewhere.
+
+    Lineage must stay inside one store (parents are ids of the same run), so a teacher from another
+    run or a file is stored here as a `role: teacher` row whose `info.origin` points back to where
+    it came from; students and expressions then name it as their parent.
+    """
+    if teacher.candidate_id is not None:
+        return teacher.candidate_id
+    save_params(store.run_dir / params_file, teacher.params, family, teacher.hsize)
+    return store.add_candidate(method=method, kind="network", label=f"teacher: {teacher.label}",
+                               params_path=str(params_file), hsize=teacher.hsize,
+                               info={"role": "teacher", "teacher_kind": teacher.kind,
+                                     **({"origin": teacher.origin} if teacher.origin else {})})

@@ -32,7 +32,7 @@ from ..config import ConfigError, DistillConfig, RunConfig
 from ..evaluate import record_result, resolve_envs, score_candidate
 from ..params_io import load_params, save_params
 from ..store import RunStore
-from ..teachers import resolve_teacher
+from ..teachers import record_teacher, resolve_teacher
 
 CHECKPOINT = Path("checkpoints") / "distill_state.npz"
 TEACHER_FILE = Path("params") / "distill_teacher.npz"
@@ -184,11 +184,8 @@ def _teacher(config: RunConfig, family: Family, store: RunStore, envs: tuple[lis
     if info is None:
         t = resolve_teacher(config.distill.teacher, family, store)
         save_params(store.run_dir / TEACHER_FILE, t.params, family.name, t.hsize)
-        cid, own = t.candidate_id, t.candidate_id is None
-        if own:  # from elsewhere: record it here, so the report compares student and teacher
-            cid = store.add_candidate(method="distill", kind="network", label=f"teacher: {t.label}",
-                                      params_path=str(TEACHER_FILE), hsize=t.hsize,
-                                      info={"role": "teacher", "teacher_kind": t.kind})
+        own = t.candidate_id is None  # from elsewhere: recorded here, so the report compares both
+        cid = record_teacher(store, t, family.name, "distill", TEACHER_FILE)
         info = {"candidate_id": cid, "hsize": t.hsize, "label": t.label, "scored": not own}
         store.set_state("distill_teacher", info)
     params, _, hsize = load_params(store.run_dir / TEACHER_FILE)

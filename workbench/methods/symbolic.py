@@ -13,6 +13,7 @@ The recurrent OPEN family is refused at once: an expression has no state to carr
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -32,12 +33,14 @@ from ..store import RunStore
 from ..symbolic.backends import Backend, search_settings, select_backend
 from ..symbolic.data import RegressionData, make_data
 from ..symbolic.front import Member, Rejected, build_front, front_table, select, summary_loss
-from ..teachers import Teacher, resolve_teacher
+from ..teachers import Teacher, record_teacher, resolve_teacher
 
 EPOCH_KEY = "symbolic.epoch"
 FRONT_KEY = "symbolic.front"
 BACKEND_KEY = "symbolic.backend"
 FRONT_DIR = Path("symbolic")
+TEACHER_KEY = "symbolic.teacher_candidate"
+TEACHER_FILE = Path("params") / "symbolic_teacher.npz"
 
 
 class SymbolicRefused(ValueError):
@@ -167,13 +170,30 @@ def _save_front(store: RunStore, epoch: int, backend: str, front: list[Member],
                                 "selected": body["selected"]})
 
 
+def _lineage(store: RunStore, family: Family, teacher: Teacher) -> Teacher:
+    """The teacher with a candidate id in this run, so every expression names it as its parent.
+
+    A teacher from another run (or a file, or PPO's drift) is copied in once, as an unscored
+    `role: teacher` row pointing at its origin; a resume finds that row instead of adding another.
+    """
+    if teacher.candidate_id is not None:
+        return teacher
+    cid = store.get_state(TEACHER_KEY)
+    if cid is None:
+        cid = record_teacher(store, teacher, family.name, "symbolic", TEACHER_FILE)
+        store.finish_candidate(cid, "ok", reason="teacher of this run's expressions; "
+                               "scored in its own run, not re-scored here")
+        store.set_state(TEACHER_KEY, cid)
+    return dataclasses.replace(teacher, candidate_id=int(cid))
+
+
 def run(config: RunConfig, store: RunStore) -> None:
     from sandbox.pool import SandboxPool
 
     family = get_family(config.family)
     refuse_if_recurrent(family)
     cfg = config.symbolic
-    teacher = resolve_teacher(cfg.teacher, family, store)
+    teacher = _lineage(store, family, resolve_teacher(cfg.teacher, family, store))
     settings = search_settings(family.name, cfg)
     backend, why = select_backend(cfg.backend, settings)
     start = int(store.get_state(EPOCH_KEY, 0) or 0)
