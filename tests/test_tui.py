@@ -452,3 +452,44 @@ def _quiet(fn, store, **kw):
         fn(store, **kw)
     except control.StopRequested:
         store.set_status("stopped")
+
+
+def test_run_view_resends_only_what_changed_and_freezes_the_heap(ws, monkeypatch):
+    """Every changed widget costs a repaint of the screen: events that change nothing shown do
+    not touch the status line or the approvals pane.  Long-lived objects are frozen out of the
+    garbage collector's scans while the app runs, and handed back when it exits."""
+    import gc
+
+    updates = []
+    real_update = Static.update
+
+    def spy(self, *args, **kw):
+        if self.id in ("status", "pending-code"):
+            updates.append(self.id)
+        return real_update(self, *args, **kw)
+    monkeypatch.setattr(Static, "update", spy)
+    run = ws / "done"
+
+    async def go():
+        app = WorkbenchApp(ws, poll_interval=60)  # polls only when the test calls them
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.open_run(run)
+            await until(pilot, lambda: isinstance(app.screen, RunView) and app.screen.cands)
+            await pilot.pause(0.2)
+            assert gc.get_freeze_count() > 0
+            view = app.screen
+            with RunStore(run) as s:
+                s.emit("agent", {"note": "nothing visible changes"})
+                s.emit("approval_requested", {"id": 99})  # no such request in the state table
+                updates.clear()
+                view.poll()
+                assert updates == []
+                control.request_approval(s, 2)  # now something does change
+                s.emit("candidate", {"id": 2})
+                view.poll()
+                assert "pending-code" in updates and view._pending_id() == 2
+                s.set_status("stopped")
+                view.poll()
+                assert "status" in updates
+    asyncio.run(go())
+    assert gc.get_freeze_count() == 0
