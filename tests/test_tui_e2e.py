@@ -191,16 +191,21 @@ def test_tui_in_tmux_runs_the_real_agent(tmp_path):
             return any(o == "ok" for o, _ in rows_in_store(run_dir).values())
         assert _wait(scored, 180), f"no candidate was scored; process.log:\n{log()}"
 
-        def agree() -> bool:  # the screen shows exactly what the store holds (no run in between)
+        seen = {}
+
+        def agree() -> bool:
+            """The table and the status line show exactly what the store holds (read before and
+            after the capture, so no write fell in between)."""
             before = rows_in_store(run_dir)
-            shown = rows_on_screen(tui.screen())
-            return shown == before == rows_in_store(run_dir)
+            screen = seen["screen"] = tui.screen()
+            if not rows_on_screen(screen) == before == rows_in_store(run_dir):
+                return False
+            scores = [float(f) for o, f in before.values() if o == "ok"]
+            best = f"best {max(scores):.3f}" if scores else "best -"
+            ok = sum(o == "ok" for o, _ in before.values())
+            return f"{len(before)} cands ({ok} ok)" in screen and best in screen
         assert _wait(agree, 15), (tui.screen(), rows_in_store(run_dir))
-        screen = tui.screen()
-        stored = rows_in_store(run_dir)
-        best = max(float(f) for o, f in stored.values() if o == "ok")
-        assert f"{len(stored)} cands" in screen and f"best {best:.3f}" in screen, screen
-        assert "running" in screen
+        assert "running" in seen["screen"]
         # stop from the UI: the candidate being evaluated finishes, then the run stops
         tui.keys("x")
         with RunStore(run_dir) as s:
