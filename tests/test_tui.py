@@ -18,7 +18,7 @@ from workbench import control
 from workbench.config import ConfigError, build_config
 from workbench.runs import create_run, new_run_dir
 from workbench.store import RunStore
-from workbench.tui.app import WorkbenchApp
+from workbench.tui.app import FrameGapMeter, WorkbenchApp
 from workbench.tui.screens.modals import ConfirmModal, HelpScreen, QuitModal
 from workbench.tui.screens.new_run import NewRunScreen
 from workbench.tui.screens.run_view import RunView
@@ -143,8 +143,10 @@ def test_new_run_loads_a_config_file(tmp_path):
         app = WorkbenchApp(tmp_path / "ws", launcher=ThreadLauncher())
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("n")
-            app.screen.query_one("#config_file", Input).value = str(cfg)
-            await pilot.click("#load")
+            await pilot.press("ctrl+o")  # nothing to load yet: the path box takes the focus
+            box = app.screen.query_one("#config_file", Input)
+            assert app.focused is box and "type the path" in text_of(app, "#errors")
+            await pilot.press(*str(cfg), "enter")  # typed, enter loads it
             await pilot.pause()
             screen = app.screen
             assert isinstance(screen, NewRunScreen)
@@ -327,26 +329,54 @@ def test_help_theme_and_command_palette(ws):
 
 
 def test_ui_never_freezes_while_a_run_writes(tmp_path):
-    """Largest gap between 50 ms timer ticks while a fake method process writes the store."""
+    """While a fake method process writes candidates and progress events, the UI keeps ticking
+    between updates: its 50 ms timer sees the run view go through the run's intermediate states
+    one by one, instead of nothing and then everything at once.
+
+    No wall-clock threshold here: the frame gap is measured by `bench/tui_frame_gap.py` (a real
+    run, against the idle app in the same process); this test only prints it."""
     run = tmp_path / "ws" / "busy"
     make_run(run).close()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.test_tui_fake", str(run), "60",
+    proc = subprocess.Popen([sys.executable, "-m", "tests.test_tui_fake", str(run), "1000",
                              "--delay", "0.02"], cwd=ROOT)
 
+    class Recording(FrameGapMeter):
+        """The app's meter, also noting how many candidates the view showed at every tick."""
+
+        def __init__(self, interval):
+            super().__init__(interval)
+            self.shown: list[int] = []
+
+        def tick(self):
+            super().tick()
+            if isinstance(app.screen, RunView):
+                self.shown.append(len(app.screen.cands))
+
+    app = WorkbenchApp(tmp_path / "ws", poll_interval=0.5)
+    app.frame_gap = meter = Recording(0.05)
+
     async def go():
-        app = WorkbenchApp(tmp_path / "ws", poll_interval=0.5)
         async with app.run_test(size=(80, 24)) as pilot:
             app.open_run(run)
             await until(pilot, lambda: isinstance(app.screen, RunView)
                         and len(app.screen.cands) >= 1, 30)
             await pilot.pause(0.5)  # the view's first paint (imports pygments) is not a freeze
-            app.frame_gap.reset()
-            end = time.monotonic() + 3.0
-            while time.monotonic() < end:
-                await pilot.pause(0.1)
-            return app.frame_gap.max_gap, len(app.screen.cands)
+            meter.reset()
+            meter.shown.clear()
+            # watch while the run writes 30 more candidates (several of the view's 0.5 s polls)
+            with RunStore(run) as s:
+                target = len(s.candidates()) + 30
+                await until(pilot, lambda: len(s.candidates()) >= target, 60)
+            gap = meter.max_gap
+            with RunStore(run) as s:
+                control.request_stop(s)
+            await until(pilot, lambda: proc.poll() is not None, 30)
+            await pilot.pause(1.2)  # the view's next polls read the last writes
+            with RunStore(run) as s:
+                stored = {c.id: c.outcome for c in s.candidates()}
+            return gap, dict(app.screen.cands), stored
     try:
-        gap, seen = asyncio.run(go())
+        gap, shown, stored = asyncio.run(go())
     finally:
         with RunStore(run) as s:
             control.request_stop(s)
@@ -354,13 +384,18 @@ def test_ui_never_freezes_while_a_run_writes(tmp_path):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+    counts = meter.shown
+    steps = [b for a, b in zip(counts, counts[1:]) if b != a]
     load = os.getloadavg()[0]
-    print(f"max frame gap {gap * 1000:.0f} ms over 3 s, {seen} candidates seen, load {load:.1f}")
-    assert seen >= 2
-    # Speed is measured in benches, not asserted here (the 200 ms target depends on the machine's
-    # load; WORKBENCH_TUI_FRAME_GAP=FILE records it in real use).  This test catches real freezes:
-    # work done on the UI thread (a compile, a training run) stalls it for seconds, not 1.5 s.
-    assert gap < 1.5, f"UI froze for {gap * 1000:.0f} ms (load {load:.1f})"
+    print(f"max frame gap {gap * 1000:.0f} ms, {len(steps)} view updates over {len(counts)} ticks, "
+          f"{len(shown)} candidates shown, load {load:.1f} (not asserted; see bench/tui_frame_gap.py)")
+    # the run kept writing and the view followed it: candidate counts only ever grew, in at least
+    # three separate updates, each seen by timer ticks on both sides (the UI was never parked on
+    # the run until it was done)
+    assert all(b >= a for a, b in zip(counts, counts[1:])), counts
+    assert len(steps) >= 3, counts
+    # once the run stopped, the view shows exactly what the store holds
+    assert {cid: c.outcome for cid, c in shown.items()} == stored
 
 
 def test_process_launcher_detaches_and_builds_the_cli_command(tmp_path, monkeypatch):
@@ -417,3 +452,44 @@ def _quiet(fn, store, **kw):
         fn(store, **kw)
     except control.StopRequested:
         store.set_status("stopped")
+
+
+def test_run_view_resends_only_what_changed_and_freezes_the_heap(ws, monkeypatch):
+    """Every changed widget costs a repaint of the screen: events that change nothing shown do
+    not touch the status line or the approvals pane.  Long-lived objects are frozen out of the
+    garbage collector's scans while the app runs, and handed back when it exits."""
+    import gc
+
+    updates = []
+    real_update = Static.update
+
+    def spy(self, *args, **kw):
+        if self.id in ("status", "pending-code"):
+            updates.append(self.id)
+        return real_update(self, *args, **kw)
+    monkeypatch.setattr(Static, "update", spy)
+    run = ws / "done"
+
+    async def go():
+        app = WorkbenchApp(ws, poll_interval=60)  # polls only when the test calls them
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.open_run(run)
+            await until(pilot, lambda: isinstance(app.screen, RunView) and app.screen.cands)
+            await pilot.pause(0.2)
+            assert gc.get_freeze_count() > 0
+            view = app.screen
+            with RunStore(run) as s:
+                s.emit("agent", {"note": "nothing visible changes"})
+                s.emit("approval_requested", {"id": 99})  # no such request in the state table
+                updates.clear()
+                view.poll()
+                assert updates == []
+                control.request_approval(s, 2)  # now something does change
+                s.emit("candidate", {"id": 2})
+                view.poll()
+                assert "pending-code" in updates and view._pending_id() == 2
+                s.set_status("stopped")
+                view.poll()
+                assert "status" in updates
+    asyncio.run(go())
+    assert gc.get_freeze_count() == 0

@@ -1,4 +1,5 @@
-"""End to end: the real `python -m workbench.cli tui` in tmux, steering a fake method process.
+"""End to end: the real `python -m workbench.cli tui` in tmux, steering a fake method process and
+running the real offline agent.
 
 The test types keys into tmux, reads the screen with capture-pane and checks the run store.
 """
@@ -6,6 +7,7 @@ The test types keys into tmux, reads the screen with capture-pane and checks the
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -120,3 +122,110 @@ def test_tui_in_tmux_steers_a_running_method(tmp_path):
         tui.kill()
         if method.poll() is None:
             method.kill()
+
+
+TINY_RUN = """\
+name: tmuxreal
+family: lpo
+method: llm
+envs: [cartpole]
+seeds: 1
+timesteps: 4096
+num_envs: 4
+llm:
+  proposer: mutation
+  generations: 4
+sandbox:
+  time_limit_s: 150
+"""
+# a candidate-table row as the run view draws it: id, gen, kind, outcome, fitness, test
+ROW = re.compile(r"^\W*(\d+)\s+(\d+)\s+code\s+([a-z_]+)\s+(-|-?\d+\.\d{3})\s+(-|-?\d+\.\d{3})(?:\s|$)")
+
+
+def rows_on_screen(screen: str) -> dict[int, tuple[str, str]]:
+    out = {}
+    for line in screen.splitlines():
+        m = ROW.match(line)
+        if m:
+            out[int(m.group(1))] = (m.group(3), m.group(4))
+    return out
+
+
+def rows_in_store(run_dir: Path) -> dict[int, tuple[str, str]]:
+    with RunStore(run_dir) as s:
+        return {c.id: (c.outcome, "-" if c.fitness is None else f"{c.fitness:.3f}")
+                for c in s.candidates()}
+
+
+@pytest.mark.slow
+def test_tui_in_tmux_runs_the_real_agent(tmp_path):
+    """New run (config loaded on the New run screen) → a real offline mutation run on LPO/CartPole
+    → candidates in the run view agree with RUN_DIR/run.sqlite → `x` stops it."""
+    ws = tmp_path / "ws"
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY_RUN)
+    tui = Tmux(f"cd {ROOT} && {sys.executable} -m workbench.cli tui {ws}", width=110, height=32)
+    try:
+        tui.wait_for("workspace")
+        tui.keys("n")
+        tui.wait_for("Start run")
+        tui.keys("C-o")  # with no path yet: focuses the config-file box
+        tui.wait_for("type the path of a config file")
+        tui.type(str(cfg))
+        tui.wait_for("tiny.yaml")
+        tui.keys("Enter")  # load it: the form is rebuilt from the file
+        tui.wait_for("tmuxreal")
+        tui.wait_for("config is valid")
+        tui.keys("C-s")
+        tui.wait_for("lpo/llm", 30)
+        runs = [p.parent for p in ws.glob("*/run.sqlite")]
+        assert len(runs) == 1, runs
+        run_dir = runs[0]
+        assert run_dir.name.startswith("tmuxreal-lpo-llm-")
+
+        def log() -> str:
+            p = run_dir / "process.log"
+            return p.read_text(errors="replace")[-3000:] if p.exists() else ""
+
+        def scored() -> bool:
+            return any(o == "ok" for o, _ in rows_in_store(run_dir).values())
+        assert _wait(scored, 180), f"no candidate was scored; process.log:\n{log()}"
+
+        seen = {}
+
+        def agree() -> bool:
+            """The table and the status line show exactly what the store holds (read before and
+            after the capture, so no write fell in between)."""
+            before = rows_in_store(run_dir)
+            screen = seen["screen"] = tui.screen()
+            if not rows_on_screen(screen) == before == rows_in_store(run_dir):
+                return False
+            scores = [float(f) for o, f in before.values() if o == "ok"]
+            best = f"best {max(scores):.3f}" if scores else "best -"
+            ok = sum(o == "ok" for o, _ in before.values())
+            return f"{len(before)} cands ({ok} ok)" in screen and best in screen
+        assert _wait(agree, 15), (tui.screen(), rows_in_store(run_dir))
+        assert "running" in seen["screen"]
+        # stop from the UI: the candidate being evaluated finishes, then the run stops
+        tui.keys("x")
+        with RunStore(run_dir) as s:
+            assert _wait(lambda: s.run_info()["status"] != "running", 150), log()
+            assert s.run_info()["status"] == "stopped", log()
+            final = rows_in_store(run_dir)
+            assert len(final) < 4  # stopped before its budget
+            assert all(o != "pending" for o, _ in final.values())  # nothing left half-done
+        tui.wait_for("stopped", 10)
+        assert _wait(agree, 15), (tui.screen(), rows_in_store(run_dir))
+        assert f"{run_dir} (stopped)" in log()  # the run process ended by itself, as stopped
+        tui.keys("Escape")
+        tui.wait_for("workspace")
+        assert _wait(lambda: any("tmuxreal" in line and "stopped" in line
+                                 for line in tui.screen().splitlines()), 10), tui.screen()
+        tui.keys("q")
+        assert _wait(lambda: not tui.alive(), 10), tui.screen()
+    finally:
+        tui.kill()
+        for leftover in ws.glob("*/run.sqlite"):  # on failure: do not leave a run going
+            with RunStore(leftover.parent) as s:
+                if (s.run_info() or {}).get("status") == "running":
+                    control.request_stop(s)

@@ -140,7 +140,11 @@ def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any =
             ui_control.request_approval(store, cid)  # the TUI's approvals tab lists it
             while (decision := control.decision(store, cid)) is None:
                 if control.wants_stop(store):
-                    return {"pending": cid, "done": True}
+                    # Leave before this node completes: the last checkpoint still points at
+                    # `evaluate`, so a resume waits for this same candidate again, and the run is
+                    # recorded as stopped (returning "done" here ended the graph as finished).
+                    store.set_state("final_status", "stopped")
+                    raise ui_control.StopRequested(f"stopped while candidate {cid} awaited approval")
                 time.sleep(0.5)
             store.set_state("agent.awaiting_approval", [])
             if decision["decision"] == "reject":

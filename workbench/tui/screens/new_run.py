@@ -143,8 +143,13 @@ class NewRunScreen(Screen):
 
     # -- actions -----------------------------------------------------------------------------
     def action_load(self) -> None:
-        path = Path(self.query_one("#config_file", Input).value.strip())
+        box = self.query_one("#config_file", Input)
         errors = self.query_one("#errors", Static)
+        if not box.value.strip():  # ctrl+o on an empty box: type the path there, then enter
+            box.focus()
+            errors.update("type the path of a config file, then enter to load it")
+            return
+        path = Path(box.value.strip())
         try:
             data = yaml.safe_load(path.read_text()) or {}
             if not isinstance(data, dict):

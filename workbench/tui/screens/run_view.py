@@ -70,6 +70,11 @@ class RunView(Screen):
         self.progress: dict = {}
         self.last_step = -1
         self.diff_text = ""  # the shown candidate's diff against its parent (tests read it)
+        # what is on screen already: unchanged content is not re-sent, since every changed
+        # widget costs a repaint (and a layout pass) of the whole screen
+        self._status_text: str | None = None
+        self._pending_ids: list[int] | None = None
+        self._pending_shown: tuple | None = None
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -115,6 +120,7 @@ class RunView(Screen):
         self.title = self.run_dir.name
         self.poll()
         self.set_interval(self.app.poll_interval, self.poll)
+        self.call_after_refresh(self.app.settle_heap)  # the view's widgets and lexers are loaded
 
     # -- polling -----------------------------------------------------------------------------
     def _open_store(self) -> RunStore | None:
@@ -126,12 +132,12 @@ class RunView(Screen):
         try:
             self._poll()
         except sqlite3.OperationalError as exc:  # a store still being created, or busy
-            self.query_one("#status", Static).update(f"waiting for the store: {exc}")
+            self._set_status(f"waiting for the store: {exc}")
 
     def _poll(self) -> None:
         store = self._open_store()
         if store is None:
-            self.query_one("#status", Static).update(f"waiting for {self.run_dir} to start…")
+            self._set_status(f"waiting for {self.run_dir} to start…")
             return
         events = store.events(self.last_event, limit=2000)
         first = self.last_event == 0
@@ -235,8 +241,11 @@ class RunView(Screen):
             log.write(head + Text(m["content"]))
 
     def _refresh_pending(self, store: RunStore) -> None:
-        table = self.query_one("#pending", DataTable)
         ids = control.pending_approvals(store)
+        if ids == self._pending_ids:
+            return
+        self._pending_ids = ids
+        table = self.query_one("#pending", DataTable)
         table.clear()
         for cid in ids:
             c = self.cands.get(cid) or store.candidate(cid)
@@ -258,7 +267,7 @@ class RunView(Screen):
         cap = llm.get("max_cost_usd")
         cost = f"${self.info.get('cost_usd', 0):.2f}" + (f" / ${cap:.2f}" if cap else "")
         style = {"running": "green", "stopped": "yellow", "failed": "red"}.get(status, "cyan")
-        self.query_one("#status", Static).update(
+        self._set_status(
             f"[b]{self.info.get('family', '?')}[/b]/{self.info.get('method', '?')} "
             f"[{style}]{'PAUSED' if paused else status}[/] · {n} cands ({ok} ok) · "
             f"best {fmt(best)} · {cost} · {self.info.get('env_steps', 0):,} steps")
@@ -271,6 +280,11 @@ class RunView(Screen):
             self.query_one("#evalprog", ProgressBar).update(
                 total=max(float(self.progress.get("total", 1)), 1e-9),
                 progress=float(self.progress.get("done", 0)))
+
+    def _set_status(self, text: str) -> None:
+        if text != self._status_text:  # one line high: no layout pass needed
+            self._status_text = text
+            self.query_one("#status", Static).update(text, layout=False)
 
     def _budget(self, cfg: dict) -> int | None:
         method = cfg.get("method")
@@ -346,6 +360,10 @@ class RunView(Screen):
 
     def _show_pending(self) -> None:
         cid = self._pending_id()
+        shown = (cid, self._syntax_theme(), self.store is None)
+        if shown == self._pending_shown:
+            return
+        self._pending_shown = shown
         target = self.query_one("#pending-code", Static)
         if cid is None or self.store is None:
             target.update(Text("no candidate is waiting for approval", style="dim"))
