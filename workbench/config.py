@@ -105,6 +105,9 @@ class LLMConfig(_Section):
     retry_base_s: float = Field(2.0, ge=0)  # exponential backoff: base * 2**attempt seconds
     api_key_env: str | None = None  # env var (or .env entry) holding the key; None: litellm's default
     archive_top_k: int = Field(8, ge=1)
+    # when the search ends, re-score this many best programs on held-out seeds (`eval_seed`), so
+    # the reported winner is not chosen and scored on the same seeds; 0: skip
+    final_top_k: int = Field(3, ge=0)
     approval: bool = False  # human approves every candidate before evaluation
     # propose: the discovery graph (one program per step); tools: the model calls evaluate, es_train,
     # distill, symbolic_search, ... and plans its own pipeline (needs a model)

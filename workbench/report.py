@@ -20,7 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .runs import list_runs  # noqa: E402
+from .runs import ACTIVE_KEY, list_runs  # noqa: E402
+from .agent.finalists import HELDOUT, heldout_best  # noqa: E402
 from .store import DB_NAME, CandidateRow, RunStore  # noqa: E402
 
 
@@ -75,15 +76,22 @@ def summarise(run_dir: Path) -> RunSummary:
         outcomes: dict[str, int] = {}
         for c in cands:
             outcomes[c.outcome] = outcomes.get(c.outcome, 0) + 1
-        best = store.best_candidates(1)
-        best_row = best[0] if best else None
-        evals = store.evaluations(best_row.id) if best_row else []
+        best_row = heldout_best(store)  # discovery runs: ranked by held-out re-scores
+        if best_row is not None:
+            seed = best_row.info[HELDOUT]["seed"]
+            evals = [e for e in store.evaluations(best_row.id) if e["seed"] == seed]
+        else:
+            best = store.best_candidates(1)
+            best_row = best[0] if best else None
+            evals = store.evaluations(best_row.id) if best_row else []
         env_steps = int(info.get("env_steps") or 0) or _evaluation_steps(store)
         failure = store.get_state("failure_reason") or ""
+        active = store.get_state(ACTIVE_KEY)
     return RunSummary(run_dir=Path(run_dir), name=info.get("name", Path(run_dir).name),
                       family=info.get("family", "?"), method=info.get("method", "?"),
                       status=info.get("status", "?"),
-                      wall_s=float(info.get("updated", 0) - info.get("created", 0)),
+                      wall_s=float(active if active is not None
+                                   else info.get("updated", 0) - info.get("created", 0)),
                       env_steps=env_steps, cost_usd=float(info.get("cost_usd") or 0), outcomes=outcomes,
                       best=best_row, best_evals=_latest_per_env(evals), failure=failure)
 
@@ -193,9 +201,17 @@ def run_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         lines += ["## Fitness over the run", "", f"![fitness]({fig.name})", ""]
     if s.best:
         c = s.best
-        lines += [f"## Best candidate: #{c.id} ({c.kind}, {c.method})", "",
-                  f"Meta-train fitness {_fmt(c.fitness)}, meta-test fitness {_fmt(c.test_fitness)}; "
-                  f"parents: {', '.join(map(str, c.parents)) or 'none'}.", "", _candidate_block(c)]
+        lines += [f"## Best candidate: #{c.id} ({c.kind}, {c.method})", ""]
+        if HELDOUT in c.info:
+            h = c.info[HELDOUT]
+            lines += [f"Chosen by held-out re-scores of the search's best programs ({h['seeds']} seeds "
+                      f"from seed {h['seed']}, none used in the search): meta-train fitness "
+                      f"{_fmt(h['fitness'])}, meta-test fitness {_fmt(h['test_fitness'])}; on the "
+                      f"search seeds it scored {_fmt(c.fitness)} / {_fmt(c.test_fitness)}."]
+        else:
+            lines += [f"Meta-train fitness {_fmt(c.fitness)}, meta-test fitness {_fmt(c.test_fitness)}."]
+        lines[-1] += f" Parents: {', '.join(map(str, c.parents)) or 'none'}."
+        lines += ["", _candidate_block(c)]
         if s.best_evals:
             lines += ["| split | env | return (mean ± s.e.) | normalised | seeds |", "|---|---|---|---|---|"]
             for e in sorted(s.best_evals, key=lambda e: (e["split"] != "train", e["env"])):
@@ -213,6 +229,7 @@ def run_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
 
 
 METHOD_ORDER = ("es", "distill", "symbolic", "llm", "pipeline")
+FAMILY_ORDER = ("lpo", "open", "open_ff", "no_features")  # the paper's order
 
 
 def _method_key(s: RunSummary) -> tuple[int, str]:
@@ -229,8 +246,10 @@ def study_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Pa
              "Normalised return of each run's best candidate (1.0 = the tuned baseline), on its "
              "meta-train environments (in-distribution, ID) and held-out meta-test environments "
              "(out-of-distribution, OOD), ± standard error over held-out evaluation seeds (seeds "
-             "distinct from those used during the search).", ""]
-    families = sorted({s.family for s in summaries})
+             "distinct from those used during the search). Each run is scored on its own held-out seeds, so "
+             "two runs holding the same algorithm can differ by about their standard errors.", ""]
+    families = sorted({s.family for s in summaries},
+                      key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else len(FAMILY_ORDER), f))
     for family in families:
         lines += [f"## {family}", "",
                   "| method | run | status | ID return | OOD return | env samples | wall time | interpretability |",

@@ -40,6 +40,7 @@ def create_run(config: RunConfig, run_dir: str | Path | None = None) -> RunStore
     return store
 
 
+ACTIVE_KEY = "active_seconds"  # wall-clock seconds the method has run, summed over sessions
 FIXED_ON_RESUME = ("family", "method", "envs", "seed", "timesteps", "num_envs", "pipeline")
 
 
@@ -66,6 +67,7 @@ def execute(config: RunConfig, store: RunStore) -> str:
     method = get_method(config.method)
     store.set_status("running")
     mirror = start_mirror(config, store)
+    started = time.monotonic()
     try:
         method.run(config, store)
     except KeyboardInterrupt:
@@ -76,6 +78,10 @@ def execute(config: RunConfig, store: RunStore) -> str:
         store.set_state("failure_reason", f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        # time spent running, over every session (a resume days later must not count the gap);
+        # a killed session adds nothing, so this is a lower bound after kill -9
+        store.set_state(ACTIVE_KEY, float(store.get_state(ACTIVE_KEY, 0.0) or 0.0)
+                        + time.monotonic() - started)
         if mirror is not None:
             mirror.finish()
     status = store.get_state("final_status", "finished")

@@ -9,17 +9,29 @@ from typing import Iterable
 from rich.console import Console
 from rich.table import Table
 
+from .agent.finalists import HELDOUT
 from .store import RunStore
 
 
+def _f(x: float | None) -> str:
+    return "" if x is None else f"{x:.4f}"
+
+
 def best_table(store: RunStore, k: int = 5) -> Table:
-    table = Table(title="best candidates")
-    for col in ("id", "method", "kind", "label", "fitness", "meta-test", "parents"):
+    """The best candidates by search fitness; with held-out re-scores, those beside them."""
+    rows = store.best_candidates(k)
+    rows += [c for c in store.candidates() if HELDOUT in c.info and c.id not in {r.id for r in rows}]
+    heldout = any(HELDOUT in c.info for c in rows)
+    table = Table(title="best candidates" + (" (held-out: fresh seeds, never searched on)" if heldout else ""))
+    cols = ["id", "method", "kind", "label", "fitness", "meta-test"]
+    cols += ["held-out", "held-out test"] if heldout else []
+    for col in cols + ["parents"]:
         table.add_column(col)
-    for c in store.best_candidates(k):
-        table.add_row(str(c.id), c.method, c.kind, (c.label or "")[:40],
-                      f"{c.fitness:.4f}", "" if c.test_fitness is None else f"{c.test_fitness:.4f}",
-                      ",".join(map(str, c.parents)))
+    for c in rows:
+        h = c.info.get(HELDOUT, {})
+        extra = [_f(h.get("fitness")), _f(h.get("test_fitness"))] if heldout else []
+        table.add_row(str(c.id), c.method, c.kind, (c.label or "")[:40], _f(c.fitness),
+                      _f(c.test_fitness), *extra, ",".join(map(str, c.parents)))
     return table
 
 

@@ -50,7 +50,29 @@ def run(config: RunConfig, store: RunStore) -> None:
         from workbench.agent.tool_loop import run_tool_loop
 
         run_tool_loop(config, store, progress=_tool_step_printer(config))
-        return
-    from workbench.agent.graph import run_agent
+    else:
+        from workbench.agent.graph import run_agent
 
-    run_agent(config, store, progress=_progress_printer(config))
+        run_agent(config, store, progress=_progress_printer(config))
+    rescore_finalists(config, store)
+
+
+def rescore_finalists(config: RunConfig, store: RunStore) -> None:
+    """Held-out re-scores of the best programs once the search has ended (see agent.finalists)."""
+    if config.llm.final_top_k <= 0:
+        return
+    from tqdm import tqdm
+
+    from workbench.agent.finalists import finalists, score_finalists
+    from workbench.agent.scoring import open_pool
+
+    todo = [c for c in finalists(store, config.llm.final_top_k) if "heldout" not in c.info]
+    if not todo:
+        return
+    bar = tqdm(total=len(todo), desc="held-out re-scores", unit="cand")
+    with open_pool(config, spares=1) as pool:
+        records = score_finalists(config, store, pool, progress=lambda i, n: bar.update(1))
+    bar.close()
+    for r in records:
+        fit = "-" if r.get("fitness") is None else f"{r['fitness']:.3f}"
+        tqdm.write(f"held-out (seed {r['seed']}, {r['seeds']} seeds): candidate {r['id']} fitness {fit}")

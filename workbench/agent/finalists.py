@@ -1,0 +1,68 @@
+"""Held-out re-scoring of a discovery run's finalists.
+
+The search ranks programs by their fitness on the search seeds, so the best of many is biased
+upwards (winner's curse). When the search ends, the `llm.final_top_k` best programs are trained
+again on seeds drawn from `eval_seed`, never used during the search; the report ranks and shows a
+discovery run by these held-out scores. Each finalist is re-scored once: a resumed or re-run
+finish only scores what is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from workbench.store import RunStore
+
+HELDOUT = "heldout"  # candidate info key: {"fitness", "test_fitness", "seed", "seeds", "outcome"}
+
+
+def finalists(store: RunStore, k: int) -> list[Any]:
+    """The k best programs by search fitness (ok, scored, with source), plus the warm start.
+
+    The warm start is re-scored on the same held-out seeds as the reference: did the search beat
+    where it started?
+    """
+    rows = [c for c in store.candidates() if c.outcome == "ok" and c.fitness is not None
+            and c.kind in ("code", "warm_start", "symbolic") and c.source]
+    top = sorted(rows, key=lambda c: (-c.fitness, c.id))[:k]
+    chosen = {c.id for c in top}
+    start = [c for c in rows if c.method == "warm_start" and c.id not in chosen]
+    return top + start[:1] if k > 0 else []
+
+
+def score_finalists(config: Any, store: RunStore, pool: Any,
+                    progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Re-score the finalists on held-out seeds in the sandbox; returns one record per finalist."""
+    chosen = finalists(store, config.llm.final_top_k)
+    out = []
+    for i, row in enumerate(chosen):
+        if HELDOUT in row.info:
+            out.append({"id": row.id, **row.info[HELDOUT]})
+            continue
+        kind = "symbolic" if row.kind == "symbolic" else "code"
+        job = {"family": config.family, "kind": kind, "source": row.source, "envs": config.envs,
+               "test_envs": config.test_envs, "seeds": config.seeds, "seed": config.eval_seed,
+               "timesteps": config.timesteps, "num_envs": config.num_envs,
+               "label": f"held-out re-score of #{row.id}"}
+        store.emit("evaluating", {"id": row.id, "heldout": True})
+        r = pool.evaluate(job, config.sandbox.time_limit_s)
+        for split, envs in (("train", r.envs), ("test", r.test_envs)):
+            for env, stats in envs.items():
+                store.add_evaluation(row.id, env, split, stats, config.seeds, config.eval_seed)
+        store.add_cost(env_steps=r.env_steps)
+        record = {"fitness": r.fitness, "test_fitness": r.test_fitness, "seed": config.eval_seed,
+                  "seeds": config.seeds, "outcome": r.outcome, "reason": r.reason}
+        # outcome/fitness columns keep the search result; the held-out one goes into info
+        store.finish_candidate(row.id, row.outcome, row.reason, fitness=row.fitness,
+                               test_fitness=row.test_fitness, info={HELDOUT: record})
+        out.append({"id": row.id, **record})
+        if progress:
+            progress(i + 1, len(chosen))
+    return out
+
+
+def heldout_best(store: RunStore) -> Any | None:
+    """The candidate with the best held-out fitness, if any finalist was re-scored."""
+    rows = [c for c in store.candidates()
+            if HELDOUT in c.info and c.info[HELDOUT].get("fitness") is not None]
+    return max(rows, key=lambda c: (c.info[HELDOUT]["fitness"], -c.id)) if rows else None
