@@ -44,7 +44,7 @@ def score_finalists(config: Any, store: RunStore, pool: Any,
                "test_envs": config.test_envs, "seeds": config.seeds, "seed": config.eval_seed,
                "timesteps": config.timesteps, "num_envs": config.num_envs,
                "label": f"held-out re-score of #{row.id}"}
-        store.emit("evaluating", {"id": row.id, "heldout": True})
+        store.emit("heldout", {"id": row.id, "seed": config.eval_seed})
         r = pool.evaluate(job, config.sandbox.time_limit_s)
         for split, envs in (("train", r.envs), ("test", r.test_envs)):
             for env, stats in envs.items():

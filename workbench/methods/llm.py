@@ -12,11 +12,12 @@ from workbench.config import ConfigError, RunConfig, tool_mode_problem
 from workbench.store import RunStore
 
 
-def _progress_printer(config: RunConfig) -> Any:
+def _progress_printer(config: RunConfig, store: RunStore) -> Any:
     from tqdm import tqdm
 
     total = config.llm.max_candidates or config.llm.generations
-    bar = tqdm(total=total, desc="candidates", unit="cand")
+    done = len(store.candidates())  # a resumed run continues its bar
+    bar = tqdm(total=max(total, done), initial=done, desc="candidates", unit="cand")
 
     def progress(row: Any, best: Any) -> None:
         bar.n = row.id
@@ -53,7 +54,7 @@ def run(config: RunConfig, store: RunStore) -> None:
     else:
         from workbench.agent.graph import run_agent
 
-        run_agent(config, store, progress=_progress_printer(config))
+        run_agent(config, store, progress=_progress_printer(config, store))
     rescore_finalists(config, store)
 
 
