@@ -46,6 +46,10 @@ def _cli(*args, **kw):
                             start_new_session=True, **kw)
 
 
+def _checkpoint(run_dir):
+    return load_checkpoint(run_dir, OpenES(8))  # the config's strategy: open_es
+
+
 def test_kill_and_resume_is_bit_identical(tmp_path):
     common = ["--config", "configs/cpu/lpo_es.yaml", "--set", "es.generations=6", *TINY]
     full = _cli("run", *common, "--run-dir", str(tmp_path / "full"))
@@ -65,11 +69,11 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
     assert killed.poll() is None, "the run finished before it could be killed"
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()
-    assert load_checkpoint(tmp_path / "killed").generation < 6
+    assert _checkpoint(tmp_path / "killed").generation < 6
     resumed = _cli("resume", str(tmp_path / "killed"))
     assert resumed.wait(timeout=600) == 0, resumed.stdout.read()
 
-    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "killed")
+    a, b = _checkpoint(tmp_path / "full"), _checkpoint(tmp_path / "killed")
     assert a.generation == b.generation == 6
     for name in ("mean", "adam_m", "adam_v", "key"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
