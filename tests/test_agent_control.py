@@ -1,5 +1,6 @@
 """Human-in-the-loop: approval (with an edit), rejection, and user messages reaching the prompt."""
 
+import pytest
 import threading
 import time
 
@@ -28,6 +29,7 @@ def _wait_for_approval(store, timeout=120):
     raise AssertionError("no approval request")
 
 
+@pytest.mark.slow
 def test_approve_with_edit_then_reject(tmp_path):
     cfg = _cfg()
     store = create_run(cfg, tmp_path / "run")
@@ -49,6 +51,7 @@ def test_approve_with_edit_then_reject(tmp_path):
     assert b.outcome == "invalid" and b.reason == "not this one"
 
 
+@pytest.mark.slow
 def test_user_message_reaches_llm_prompt(tmp_path):
     from evaluators.families import get_family
     from workbench.proposers.llm import LLMSource

@@ -1,5 +1,6 @@
 """kill -9 in the middle of an evaluation loses nothing recorded; resume redoes only that candidate."""
 
+import pytest
 import os
 import signal
 import subprocess
@@ -61,6 +62,7 @@ def test_sigkill_mid_evaluation_then_resume(tmp_path):
     assert store.run_info()["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_stop_control_and_resume_with_more_budget(tmp_path):
     run_dir = tmp_path / "run"
     from workbench.config import build_config

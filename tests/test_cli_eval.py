@@ -22,7 +22,7 @@ def test_eval_json_plot_and_exit_status(tmp_path):
     assert set(data) >= {"family", "outcome", "reason", "envs", "fitness"}
     assert data["family"] == "lpo" and data["outcome"] == "ok"
     row = data["envs"]["cartpole"]
-    assert set(row) == {"return_mean", "return_stderr", "normalized", "sps", "compile_s"}
+    assert set(row) == {"return_mean", "return_stderr", "normalized", "sps", "compile_s", "seed_returns"}
     assert row["sps"] > 0 and row["compile_s"] > 0 and "acrobot" in data["test_envs"]
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
 

@@ -43,8 +43,8 @@ def _stored_teacher(store: RunStore, family: str) -> int:
     return cid
 
 
-@pytest.mark.parametrize("family", [pytest.param("no_features", marks=pytest.mark.slow), "open_ff",
-                                    pytest.param("open", marks=pytest.mark.slow), "lpo"])
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow)
+                                    for f in ("no_features", "open_ff", "open", "lpo")])
 def test_each_family_distils_and_scores_a_student(tmp_path, family):
     # lpo: PPO's drift as teacher, trained on (r, A) recorded from a PPO run; others: an in-run teacher
     config = _config(family, **({"teacher": "warm-start", "data": "recorded"} if family == "lpo" else {}))
