@@ -45,18 +45,9 @@ def stats(gaps: list[float]) -> dict[str, float]:
     return {"max_ms": g[-1] * 1000, "p99_ms": pick(0.99), "p50_ms": pick(0.5), "ticks": len(gaps)}
 
 
-class KeepProcs(ProcessLauncher):
-    def __init__(self) -> None:
-        self.procs = []
-
-    def _spawn(self, args, run_dir):  # type: ignore[override]
-        proc = ProcessLauncher._spawn(args, run_dir)
-        self.procs.append(proc)
-        return proc
-
 
 async def measure(workspace: Path, args: argparse.Namespace, freeze: bool = True) -> dict:
-    launcher = KeepProcs()
+    launcher = ProcessLauncher()
     app = WorkbenchApp(workspace, launcher=launcher)
     if not freeze:  # the app as it was before gc.freeze(): every full collection scans everything
         app.settle_heap = lambda: None

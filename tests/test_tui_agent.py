@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input
 
+from tests.tiny_runs import write_tiny_llm_config
 from workbench import control
 from workbench.store import RunStore
 from workbench.tui.app import WorkbenchApp
@@ -20,33 +21,7 @@ from workbench.tui.launcher import ProcessLauncher
 from workbench.tui.screens.new_run import NewRunScreen
 from workbench.tui.screens.run_view import RunView
 
-TINY_APPROVAL = """\
-name: approve
-family: lpo
-method: llm
-envs: [cartpole]
-seeds: 1
-timesteps: 4096
-num_envs: 4
-llm:
-  proposer: mutation
-  generations: 2
-  approval: true
-sandbox:
-  time_limit_s: 150
-"""
 
-
-class RecordingLauncher(ProcessLauncher):
-    """The app's own launcher, keeping the processes so the test can see them exit."""
-
-    def __init__(self) -> None:
-        self.procs = []
-
-    def _spawn(self, args, run_dir):  # type: ignore[override]
-        proc = ProcessLauncher._spawn(args, run_dir)
-        self.procs.append(proc)
-        return proc
 
 
 async def until(pilot, pred, timeout, what):
@@ -66,8 +41,8 @@ def log_of(run_dir: Path) -> str:
 @pytest.mark.slow
 def test_real_agent_approve_stop_while_awaiting_resume(tmp_path):
     cfg = tmp_path / "approve.yaml"
-    cfg.write_text(TINY_APPROVAL)
-    launcher = RecordingLauncher()
+    write_tiny_llm_config(cfg, "approve", 2, approval=True)
+    launcher = ProcessLauncher()
     app = WorkbenchApp(tmp_path / "ws", launcher=launcher, poll_interval=0.2)
     state = {}
 

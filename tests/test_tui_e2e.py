@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_runs import write_tiny_llm_config
 from tests.test_tui_fake import make_run
 from workbench import control
 from workbench.store import RunStore
@@ -124,20 +125,6 @@ def test_tui_in_tmux_steers_a_running_method(tmp_path):
             method.kill()
 
 
-TINY_RUN = """\
-name: tmuxreal
-family: lpo
-method: llm
-envs: [cartpole]
-seeds: 1
-timesteps: 4096
-num_envs: 4
-llm:
-  proposer: mutation
-  generations: 4
-sandbox:
-  time_limit_s: 150
-"""
 # a candidate-table row as the run view draws it: id, gen, kind, outcome, fitness, test
 ROW = re.compile(r"^\W*(\d+)\s+(\d+)\s+code\s+([a-z_]+)\s+(-|-?\d+\.\d{3})\s+(-|-?\d+\.\d{3})(?:\s|$)")
 
@@ -163,7 +150,7 @@ def test_tui_in_tmux_runs_the_real_agent(tmp_path):
     → candidates in the run view agree with RUN_DIR/run.sqlite → `x` stops it."""
     ws = tmp_path / "ws"
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY_RUN)
+    write_tiny_llm_config(cfg, "tmuxreal", 4)
     tui = Tmux(f"cd {ROOT} && {sys.executable} -m workbench.cli tui {ws}", width=110, height=32)
     try:
         tui.wait_for("workspace")

@@ -205,15 +205,22 @@ class RunStore:
             raise ValueError(f"unknown outcome {outcome!r}")
         with self._lock:
             if info:
-                old = json.loads(self._conn.execute(
-                    "SELECT info FROM candidates WHERE id = ?", (candidate_id,)).fetchone()[0])
-                old.update(info)
-                self._conn.execute("UPDATE candidates SET info = ? WHERE id = ?",
-                                   (json.dumps(old), candidate_id))
+                self._merge_info(candidate_id, info)
             self._conn.execute("UPDATE candidates SET outcome = ?, reason = ?, fitness = ?, "
                                "test_fitness = ? WHERE id = ?",
                                (outcome, reason, fitness, test_fitness, candidate_id))
         self.emit("outcome", {"id": candidate_id, "outcome": outcome, "fitness": fitness})
+
+    def merge_info(self, candidate_id: int, info: dict[str, Any]) -> None:
+        """Add keys to a candidate's info without touching its outcome or fitness."""
+        with self._lock:
+            self._merge_info(candidate_id, info)
+
+    def _merge_info(self, candidate_id: int, info: dict[str, Any]) -> None:
+        old = json.loads(self._conn.execute(
+            "SELECT info FROM candidates WHERE id = ?", (candidate_id,)).fetchone()[0])
+        old.update(info)
+        self._conn.execute("UPDATE candidates SET info = ? WHERE id = ?", (json.dumps(old), candidate_id))
 
     def candidate(self, candidate_id: int) -> CandidateRow:
         rows = self._all("SELECT * FROM candidates WHERE id = ?", (candidate_id,))

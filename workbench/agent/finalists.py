@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from workbench.agent.scoring import run_in_sandbox
 from workbench.store import RunStore
 
 HELDOUT = "heldout"  # candidate info key: {"fitness", "test_fitness", "seed", "seeds", "outcome"}
@@ -39,22 +40,13 @@ def score_finalists(config: Any, store: RunStore, pool: Any,
         if HELDOUT in row.info:
             out.append({"id": row.id, **row.info[HELDOUT]})
             continue
-        kind = "symbolic" if row.kind == "symbolic" else "code"
-        job = {"family": config.family, "kind": kind, "source": row.source, "envs": config.envs,
-               "test_envs": config.test_envs, "seeds": config.seeds, "seed": config.eval_seed,
-               "timesteps": config.timesteps, "num_envs": config.num_envs,
-               "label": f"held-out re-score of #{row.id}"}
         store.emit("heldout", {"id": row.id, "seed": config.eval_seed})
-        r = pool.evaluate(job, config.sandbox.time_limit_s)
-        for split, envs in (("train", r.envs), ("test", r.test_envs)):
-            for env, stats in envs.items():
-                store.add_evaluation(row.id, env, split, stats, config.seeds, config.eval_seed)
-        store.add_cost(env_steps=r.env_steps)
+        r = run_in_sandbox(store, config, pool, row.id, row.source, config.eval_seed,
+                           kind="symbolic" if row.kind == "symbolic" else "code",
+                           label=f"held-out re-score of #{row.id}")
         record = {"fitness": r.fitness, "test_fitness": r.test_fitness, "seed": config.eval_seed,
                   "seeds": config.seeds, "outcome": r.outcome, "reason": r.reason}
-        # outcome/fitness columns keep the search result; the held-out one goes into info
-        store.finish_candidate(row.id, row.outcome, row.reason, fitness=row.fitness,
-                               test_fitness=row.test_fitness, info={HELDOUT: record})
+        store.merge_info(row.id, {HELDOUT: record})  # the columns keep the search's result
         out.append({"id": row.id, **record})
         if progress:
             progress(i + 1, len(chosen))

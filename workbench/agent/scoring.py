@@ -14,18 +14,25 @@ from sandbox.pool import SandboxPool, SandboxResult
 from workbench.store import RunStore
 
 
-def score_program(store: RunStore, config: Any, pool: SandboxPool, cid: int, code: str,
-                  label: str = "", extra_info: dict[str, Any] | None = None) -> SandboxResult:
-    """Evaluate `code` for candidate `cid` (already stored, outcome pending) and finish it."""
-    job = {"family": config.family, "kind": "code", "source": code, "envs": config.envs,
-           "test_envs": config.test_envs, "seeds": config.seeds, "seed": config.seed,
+def run_in_sandbox(store: RunStore, config: Any, pool: SandboxPool, cid: int, source: str,
+                   seed: int, kind: str = "code", label: str = "") -> SandboxResult:
+    """Train with `source` on the run's envs from `seed`; store per-env rows and the env steps."""
+    job = {"family": config.family, "kind": kind, "source": source, "envs": config.envs,
+           "test_envs": config.test_envs, "seeds": config.seeds, "seed": seed,
            "timesteps": config.timesteps, "num_envs": config.num_envs, "label": label}
-    store.emit("evaluating", {"id": cid})
     r = pool.evaluate(job, config.sandbox.time_limit_s)
     for split, envs in (("train", r.envs), ("test", r.test_envs)):
         for env, stats in envs.items():
-            store.add_evaluation(cid, env, split, stats, config.seeds, config.seed)
+            store.add_evaluation(cid, env, split, stats, config.seeds, seed)
     store.add_cost(env_steps=r.env_steps)
+    return r
+
+
+def score_program(store: RunStore, config: Any, pool: SandboxPool, cid: int, code: str,
+                  label: str = "", extra_info: dict[str, Any] | None = None) -> SandboxResult:
+    """Evaluate `code` for candidate `cid` (already stored, outcome pending) and finish it."""
+    store.emit("evaluating", {"id": cid})
+    r = run_in_sandbox(store, config, pool, cid, code, config.seed, label=label)
     info = {"timings": r.timings, "envs": r.envs, "test_envs": r.test_envs, **(extra_info or {})}
     store.finish_candidate(cid, r.outcome, r.reason, fitness=r.fitness, test_fitness=r.test_fitness,
                            info=info)

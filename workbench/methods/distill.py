@@ -183,9 +183,10 @@ def _teacher(config: RunConfig, family: Family, store: RunStore, envs: tuple[lis
     info = store.get_state("distill_teacher")
     if info is None:
         t = resolve_teacher(config.distill.teacher, family, store)
-        save_params(store.run_dir / TEACHER_FILE, t.params, family.name, t.hsize)
         own = t.candidate_id is None  # from elsewhere: recorded here, so the report compares both
-        cid = record_teacher(store, t, family.name, "distill", TEACHER_FILE)
+        cid = record_teacher(store, t, family.name, "distill", TEACHER_FILE)  # writes the file then
+        if not own:
+            save_params(store.run_dir / TEACHER_FILE, t.params, family.name, t.hsize)
         info = {"candidate_id": cid, "hsize": t.hsize, "label": t.label, "scored": not own}
         store.set_state("distill_teacher", info)
     params, _, hsize = load_params(store.run_dir / TEACHER_FILE)
