@@ -22,8 +22,29 @@ def _activation(name: str):
     return {"tanh": jnp.tanh, "relu": jax.nn.relu}[name]
 
 
+def orthogonal(key: jax.Array, n_in: int, n_out: int, scale: float) -> jax.Array:
+    """The same draw as `jax.nn.initializers.orthogonal`, orthonormalised by Gram-Schmidt.
+
+    jax's initializer calls LAPACK's QR, a custom call whose batched form (many seeds vmapped)
+    splits work onto the XLA CPU thread pool from inside that pool: with 256 seeds on 2 cores the
+    whole program deadlocks (jaxlib 0.10.2).  Plain matrix ops have no such call.  Each column is
+    projected out twice ("twice is enough") to stay orthogonal in float32.
+    """
+    rows, cols = max(n_in, n_out), min(n_in, n_out)
+    a = jax.random.normal(key, (rows, cols), jnp.float32)
+
+    def column(j, q):
+        v = a[:, j]
+        for _ in range(2):
+            v = v - q @ (q.T @ v)
+        return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+    q = jax.lax.fori_loop(0, cols, column, jnp.zeros_like(a))
+    return scale * (q.T if n_in < n_out else q)
+
+
 def _dense_init(key: jax.Array, n_in: int, n_out: int, scale: float) -> Params:
-    kernel = jax.nn.initializers.orthogonal(scale)(key, (n_in, n_out), jnp.float32)
+    kernel = orthogonal(key, n_in, n_out, scale)
     return {"kernel": kernel, "bias": jnp.zeros((n_out,), jnp.float32)}
 
 

@@ -81,6 +81,45 @@ def test_zero_optimiser_networks_produce_zero_updates(name):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_zero_output_es_start_is_ppo_and_breaks_the_antithetic_symmetry():
+    """From the all-zero mean, w and -w are the same LPO network: an antithetic pair scores
+    identically and ES gets no gradient.  The zero-output start is still exactly PPO, but not
+    symmetric."""
+    lpo = get_family("lpo")
+    algo = lpo.algorithm(lpo.network(8), ENV)
+    ratio, adv = _ratio_adv()
+    noise = jax.tree.map(lambda x: 0.1 * jax.random.normal(jax.random.key(5), x.shape),
+                         lpo.init_network(jax.random.key(0), 8))
+
+    def pair(mean):
+        plus = jax.tree.map(jnp.add, mean, noise)
+        minus = jax.tree.map(jnp.subtract, mean, noise)
+        return (np.asarray(algo.drift(plus, ratio, adv, 0.2)),
+                np.asarray(algo.drift(minus, ratio, adv, 0.2)))
+
+    zero = lpo.es_start(jax.random.key(1), 8, "zero")
+    start = lpo.es_start(jax.random.key(1), 8, "auto")
+    np.testing.assert_array_equal(*pair(zero))
+    plus, minus = pair(start)
+    assert np.abs(plus - minus).max() > 1e-4
+    np.testing.assert_array_equal(np.asarray(algo.drift(start, ratio, adv, 0.2)),
+                                  np.asarray(ppo_clip_drift(ratio, adv, 0.2)))
+    assert float(jnp.abs(start["w1"]).max()) > 0
+
+
+@pytest.mark.parametrize("name", ["open", "open_ff", "no_features"])
+def test_zero_output_es_start_of_optimiser_networks_gives_zero_updates(name):
+    fam = get_family(name)
+    algo = fam.algorithm(fam.network(), ENV)
+    meta = fam.es_start(jax.random.key(0), None, "zero_output")
+    assert any(float(jnp.abs(x).max()) > 0 for x in jax.tree.leaves(meta))
+    params, grads, ctx = _agent_step_inputs()
+    state = algo.opt_init(meta, params, jax.random.key(0))
+    new_params, _ = algo.opt_update(meta, grads, state, params, ctx)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(new_params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 @pytest.mark.parametrize("name", ["open", "open_ff", "no_features"])
 def test_random_optimiser_networks_move_parameters_with_zero_mean(name):
     fam = get_family(name)

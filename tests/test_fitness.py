@@ -41,3 +41,19 @@ def test_meta_train_and_meta_test_are_reported_separately():
     assert set(scores.train) == {"cartpole"} and set(scores.test) == {"acrobot"}
     assert scores.fitness[0] == pytest.approx(scores.train["cartpole"].normalized[0])
     assert scores.test_fitness[0] == pytest.approx(scores.test["acrobot"].normalized[0])
+
+
+def test_batched_training_program_has_no_lapack_call():
+    """A LAPACK QR (from jax's orthogonal init) vmapped over 256 seeds deadlocked the XLA CPU
+    thread pool; the agent's init must compile to plain ops."""
+    from evaluators.networks import orthogonal
+    from evaluators.ppo import make_train
+
+    env = get_env_config("cartpole").scaled(total_timesteps=1024)
+    lpo = get_family("lpo")
+    train = make_train(env, lpo.algorithm(lpo.warm_start(), env))
+    keys = jax.random.split(jax.random.key(0), 256)
+    text = jax.jit(jax.vmap(lambda k: train(k, {}))).lower(keys).as_text()
+    assert "lapack" not in text.lower() and "custom_call" not in text
+    q = np.asarray(orthogonal(jax.random.key(1), 64, 64, 1.0))
+    np.testing.assert_allclose(q.T @ q, np.eye(64), atol=1e-5)

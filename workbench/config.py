@@ -33,6 +33,10 @@ class ESConfig(_Section):
     save_every: int = Field(8, ge=1)
     eval_seeds: int = Field(8, ge=1)
     hsize: int | None = None  # None: the family's default (16; 128 for LPO)
+    # search mean's start, always the family's baseline: 'zero' (the original's all-zero weights)
+    # or 'zero_output' (random hidden layers, zero output layer); auto: zero_output for LPO, whose
+    # bias-free network makes antithetic pairs identical at the zero mean, zero otherwise
+    init: Literal["auto", "zero", "zero_output"] = "auto"
 
     @field_validator("strategy")
     @classmethod

@@ -106,6 +106,34 @@ class Family:
     symbolic_refusal: str = ""
     default_hsize: int = 16
     warm_start_name: str = ""
+    # where ES starts its search mean when `es.init` is 'auto' (see `es_start`)
+    es_init: Literal["zero", "zero_output"] = "zero"
+
+    def es_start(self, key: jax.Array, hsize: int | None, init: str = "auto") -> Any:
+        """The ES search mean's first value; both choices compute the family's baseline exactly.
+
+        'zero' is the original's all-zero mean.  'zero_output' keeps the hidden layers at their
+        random init and zeroes only the output layer: the network still outputs 0, but its output
+        weights now have a first-order effect, and a bias-free network (LPO's) is no longer
+        mapped onto itself by theta -> -theta, which at the zero mean makes every antithetic pair
+        identical and the first ES gradient exactly zero.
+        """
+        init = self.es_init if init == "auto" else init
+        if init == "zero":
+            return self.init_network(key, hsize, zero=True)
+        if init != "zero_output":
+            raise ValueError(f"unknown ES init {init!r}; use 'auto', 'zero' or 'zero_output'")
+        return self._zero_output_layer(self.init_network(key, hsize, zero=False))
+
+    def _zero_output_layer(self, params: Any) -> Any:
+        """Zero the last `Dense_k` of every flax module in `params` (the heads' output layers)."""
+        if not isinstance(params, dict):
+            return params
+        dense = sorted((k for k in params if k.startswith("Dense_")), key=lambda k: int(k[6:]))
+        out = {k: self._zero_output_layer(v) for k, v in params.items()}
+        if dense:
+            out[dense[-1]] = jax.tree.map(jnp.zeros_like, params[dense[-1]])
+        return out
 
     # -- what subclasses implement ----------------------------------------------------------
     def init_network(self, key: jax.Array, hsize: int | None = None, zero: bool = True) -> Any:

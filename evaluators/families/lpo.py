@@ -49,6 +49,9 @@ class LPOFamily(Family):
     default_hsize: int = 128
     warm_start_name: str = "PPO clip drift"
     drift_offset: float = 0.0
+    # the drift network has no biases and tanh is odd, so w -> -w leaves it unchanged: from the
+    # all-zero mean, antithetic ES pairs score identically (see Family.es_start)
+    es_init: str = "zero_output"
 
     def init_network(self, key: jax.Array, hsize: int | None = None, zero: bool = True) -> Any:
         hsize = hsize or self.default_hsize
@@ -60,6 +63,9 @@ class LPOFamily(Family):
 
     def warm_start_fn(self) -> Callable[..., Any]:
         return ppo_clip
+
+    def _zero_output_layer(self, params: Any) -> Any:
+        return {**params, "w2": jnp.zeros_like(params["w2"])}
 
     def _finish(self, raw: jax.Array) -> jax.Array:
         return jax.nn.relu(raw - self.drift_offset)

@@ -86,7 +86,8 @@ def run(config: RunConfig, store: RunStore) -> ESResult:
     strategy = make_strategy(es_cfg, int(flat0.size))
     state = load_checkpoint(store.run_dir, strategy)
     if state is None:
-        state = strategy.init(np.zeros_like(np.asarray(flat0)), es_cfg.sigma, es_cfg.lr, config.seed)
+        start, _ = ravel_pytree(family.es_start(jax.random.key(config.seed), hsize, es_cfg.init))
+        state = strategy.init(np.asarray(start, np.float32), es_cfg.sigma, es_cfg.lr, config.seed)
         store.set_state("es_generation", 0)
     train_envs, test_envs = _envs(config.envs, config), _envs(config.test_envs, config)
     candidate = family.network(hsize)
