@@ -5,8 +5,8 @@
 Each cell runs in a fresh subprocess (device count is fixed at JAX start-up): it builds the
 population evaluator for LPO networks on CartPole, compiles it, then times `--gens` generations
 of ask -> evaluate -> tell.  Ratios are against population 8 on 1 device, measured in the same
-run.  A cell that does not finish within `--timeout` is reported as such (jaxlib 0.10.2 deadlocks
-on several forced CPU devices; see the README).  Writes bench/results/es_generation.json.
+run.  A cell that does not finish within `--timeout` is reported as such.  Writes
+bench/results/es_generation.json.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ pop, timesteps, gens = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 lpo = get_family("lpo")
 flat, unravel = ravel_pytree(lpo.init_network(jax.random.key(0)))
 env = get_env_config("cartpole").scaled(total_timesteps=timesteps)
-ev = PopulationEvaluator(lpo, lpo.network(), env, pop, 1, mesh=local_mesh(jax.local_device_count()))
+ev = PopulationEvaluator(lpo, lpo.network(), env, pop, 1, mesh=local_mesh())
 es = OpenES(pop)
 state = es.init(np.zeros_like(np.asarray(flat)), 0.03, 0.03, 0)
 unravel_pop = jax.jit(jax.vmap(unravel))

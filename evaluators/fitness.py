@@ -81,15 +81,14 @@ class PopulationScores:
 
 
 def local_mesh(num_devices: int | None = None) -> Mesh:
-    """A 1-D `pop` mesh over the local devices.
+    """A 1-D `pop` mesh over the local devices (all of them by default, CPU included).
 
-    On the CPU platform the default is ONE device: with several forced host devices
-    (`--xla_force_host_platform_device_count`), jaxlib 0.10.2 returns wrong PPO results when the
-    population is sharded (verified against the 1-device values; see README).  Ask for
-    `num_devices` explicitly to shard on CPU anyway (benchmarks do).  GPUs/TPUs use every device.
+    Forced host devices (`--xla_force_host_platform_device_count`) once deadlocked or gave wrong
+    values; the cause was LAPACK's QR in the agents' orthogonal init, now computed with plain ops
+    (`networks.orthogonal`), and sharded results equal the 1-device ones (tests/test_sharding.py).
     """
     if num_devices is None:
-        num_devices = 1 if jax.default_backend() == "cpu" else jax.local_device_count()
+        num_devices = jax.local_device_count()
     devices = jax.local_devices()[:num_devices]
     return Mesh(np.array(devices), ("pop",))
 
