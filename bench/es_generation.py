@@ -29,11 +29,11 @@ from evaluators.fitness import PopulationEvaluator, local_mesh
 from workbench.methods.open_es import OpenES
 pop, timesteps, gens = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 lpo = get_family("lpo")
-flat, unravel = ravel_pytree(lpo.init_network(jax.random.key(0)))
+_, unravel = ravel_pytree(lpo.init_network(jax.random.key(0)))
 env = get_env_config("cartpole").scaled(total_timesteps=timesteps)
 ev = PopulationEvaluator(lpo, lpo.network(), env, pop, 1, mesh=local_mesh())
 es = OpenES(pop)
-state = es.init(np.zeros_like(np.asarray(flat)), 0.03, 0.03, 0)
+state = es.init(np.asarray(ravel_pytree(lpo.es_start(jax.random.key(0), None))[0]), 0.03, 0.03, 0)
 unravel_pop = jax.jit(jax.vmap(unravel))
 times = []
 for g in range(gens + 1):

@@ -5,6 +5,8 @@ import pytest
 from evaluators.envs import get_env_config
 from evaluators.families import Candidate, get_family
 from evaluators.fitness import NAN_RETURN, evaluate_population, stack_population
+from evaluators.networks import orthogonal
+from evaluators.ppo import make_train
 from sandbox.checks import load_program
 
 TINY = get_env_config("cartpole").scaled(total_timesteps=4096)
@@ -46,9 +48,6 @@ def test_meta_train_and_meta_test_are_reported_separately():
 def test_batched_training_program_has_no_lapack_call():
     """A LAPACK QR (from jax's orthogonal init) vmapped over 256 seeds deadlocked the XLA CPU
     thread pool; the agent's init must compile to plain ops."""
-    from evaluators.networks import orthogonal
-    from evaluators.ppo import make_train
-
     env = get_env_config("cartpole").scaled(total_timesteps=1024)
     lpo = get_family("lpo")
     train = make_train(env, lpo.algorithm(lpo.warm_start(), env))

@@ -9,7 +9,7 @@ so that the zero network reproduces the PPO objective exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +51,7 @@ class LPOFamily(Family):
     drift_offset: float = 0.0
     # the drift network has no biases and tanh is odd, so w -> -w leaves it unchanged: from the
     # all-zero mean, antithetic ES pairs score identically (see Family.es_start)
-    es_init: str = "zero_output"
+    es_init: Literal["zero", "zero_output"] = "zero_output"
 
     def init_network(self, key: jax.Array, hsize: int | None = None, zero: bool = True) -> Any:
         hsize = hsize or self.default_hsize
