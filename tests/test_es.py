@@ -15,7 +15,7 @@ from workbench.methods.open_es import OpenES, centred_ranks
 from workbench.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--set", "timesteps=2048", "--set", "es.popsize=4", "--set", "seeds=1",
+TINY = ["--set", "timesteps=2048", "--set", "es.popsize=4", "--set", "es.rollouts=1", "--set", "seeds=1",
         "--set", "test_envs=[]", "--set", "es.save_every=1"]
 
 

@@ -4,11 +4,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import numpy as np
+
 from evaluators.envs import get_env_config
 from evaluators.families import get_family
 from sandbox.expressions import compile_expression
 from evaluators.families import Candidate
 from workbench.config import build_config
+from workbench.drift_figure import ADVANTAGES, candidate_drift, drift_curves
+from workbench.params_io import save_params
+from workbench.report import run_report
 from workbench.evaluate import record_result, score_candidate
 from workbench.runs import create_run
 
@@ -59,3 +65,32 @@ def test_report_of_an_empty_directory_says_so(tmp_path):
     out = subprocess.run([sys.executable, "-m", "workbench.cli", "report", str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "holds no runs" in out.stdout
+
+
+def test_lpo_report_draws_the_best_candidates_drift_against_ppo(tmp_path):
+    config = build_config({"name": "d", "family": "lpo", "method": "es", "envs": ["cartpole"]})
+    store = create_run(config, tmp_path / "d")
+    lpo = get_family("lpo")
+    start = lpo.es_start(jax.random.PRNGKey(0), 8, "zero_output")  # exactly PPO
+    moved = {**start, "w2": start["w2"] + 0.5}
+    rows = {}
+    for name, params, fitness in (("start", start, 0.4), ("moved", moved, 0.6)):
+        path = save_params(tmp_path / "d" / "params" / f"{name}.npz", params, "lpo", 8)
+        cid = store.add_candidate(method="es", kind="network", label=name, hsize=8,
+                                  params_path=str(path.relative_to(tmp_path / "d")))
+        store.finish_candidate(cid, "ok", fitness=fitness)
+        rows[name] = store.candidate(cid)
+    expr = store.add_candidate(method="symbolic", kind="symbolic", source="relu((r - 1) * A - 0.2 * Abs(A))")
+    rows["expr"] = store.candidate(expr)
+    store.set_status("finished")
+    store.close()
+
+    curves = {k: drift_curves(candidate_drift(tmp_path / "d", row)) for k, row in rows.items()}
+    for a in ADVANTAGES:
+        np.testing.assert_array_equal(curves["start"]["candidate"][a], curves["start"]["PPO clip"][a])
+        np.testing.assert_allclose(curves["expr"]["candidate"][a], curves["expr"]["PPO clip"][a], atol=1e-6)
+        assert np.abs(curves["moved"]["candidate"][a] - curves["moved"]["PPO clip"][a]).max() > 1e-2
+
+    md = run_report(tmp_path / "d").read_text()
+    assert "Best candidate: #2" in md and "![drift](drift.png)" in md
+    assert (tmp_path / "d" / "report" / "drift.png").read_bytes()[:4] == b"\x89PNG"

@@ -18,7 +18,7 @@ def test_failed_run_does_not_sink_the_study(tmp_path, monkeypatch):
         {"name": "broken", "config": "configs/cpu/lpo_es.yaml",
          "set": ["method=pipeline", "pipeline=[pipeline]"]},  # rejected when the method starts
         {"name": "es", "config": "configs/cpu/lpo_es.yaml",
-         "set": [*tiny, "es.generations=1", "es.popsize=2", "es.save_every=1"]}]}))
+         "set": [*tiny, "es.generations=1", "es.popsize=2", "es.rollouts=1", "es.save_every=1"]}]}))
     events = []
     results = run_study(study, tmp_path / "out", on_run=lambda n, d, what: events.append((n, what)))
     assert results == [("broken", "failed"), ("es", "finished")]

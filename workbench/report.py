@@ -1,10 +1,11 @@
 """Self-contained reports of runs and studies: Markdown plus PNG figures, from the store only.
 
 A *run* report shows the fitness over time, the best candidate (program, expression or network
-summary), its per-environment returns with standard errors on meta-train and meta-test
-environments, outcomes, environment samples and wall time.  A *study* (a directory of runs)
-puts the methods side by side in the layout of the paper's comparison: in-distribution vs
-out-of-distribution normalised return, samples, time and interpretability.
+summary; for LPO also its drift against PPO's clip drift), its per-environment returns with
+standard errors on meta-train and meta-test environments, outcomes, environment samples and wall
+time.  A *study* (a directory of runs) puts the methods side by side in the layout of the paper's
+comparison: in-distribution vs out-of-distribution normalised return, samples, time and
+interpretability.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np  # noqa: E402
 
 from .runs import ACTIVE_KEY, list_runs  # noqa: E402
 from .agent.finalists import HELDOUT, heldout_best  # noqa: E402
+from .drift_figure import drift_figure  # noqa: E402
 from .store import DB_NAME, CandidateRow, RunStore  # noqa: E402
 
 
@@ -212,6 +214,11 @@ def run_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
             lines += [f"Meta-train fitness {_fmt(c.fitness)}, meta-test fitness {_fmt(c.test_fitness)}."]
         lines[-1] += f" Parents: {', '.join(map(str, c.parents)) or 'none'}."
         lines += ["", _candidate_block(c)]
+        fig_drift = drift_figure(run_dir, c, out / "drift.png") if s.family == "lpo" else None
+        if fig_drift:
+            lines += ["Its drift (the penalty on r·A in the policy objective) against PPO's clip "
+                      "drift, for a positive and a negative advantage:", "",
+                      f"![drift]({fig_drift.name})", ""]
         if s.best_evals:
             lines += ["| split | env | return (mean ± s.e.) | normalised | seeds |", "|---|---|---|---|---|"]
             for e in sorted(s.best_evals, key=lambda e: (e["split"] != "train", e["env"])):

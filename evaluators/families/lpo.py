@@ -89,11 +89,16 @@ class LPOFamily(Family):
             return self._finish(jnp.broadcast_to(fn(ratio, advantage, clip_eps), ratio.shape))
         return self._with_drift(env, drift)
 
+    def expression_drift(self, fn: Callable, ratio: jax.Array, advantage: jax.Array,
+                         clip_eps: float) -> jax.Array:
+        """A compiled expression's drift, clamped like every drift (what training applies)."""
+        out = fn(**symbol_values(ratio, advantage, clip_eps))
+        return self._finish(jnp.broadcast_to(out, ratio.shape))
+
     def _symbolic_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
         def drift(meta, ratio, advantage, clip_eps):
             del meta
-            out = fn(**symbol_values(ratio, advantage, clip_eps))
-            return self._finish(jnp.broadcast_to(out, ratio.shape))
+            return self.expression_drift(fn, ratio, advantage, clip_eps)
         return self._with_drift(env, drift)
 
 
