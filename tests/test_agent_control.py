@@ -29,7 +29,6 @@ def _wait_for_approval(store, timeout=120):
     raise AssertionError("no approval request")
 
 
-@pytest.mark.slow
 def test_approve_with_edit_then_reject(tmp_path):
     cfg = _cfg()
     store = create_run(cfg, tmp_path / "run")
@@ -51,7 +50,6 @@ def test_approve_with_edit_then_reject(tmp_path):
     assert b.outcome == "invalid" and b.reason == "not this one"
 
 
-@pytest.mark.slow
 def test_user_message_reaches_llm_prompt(tmp_path):
     from evaluators.families import get_family
     from workbench.proposers.llm import LLMSource

@@ -62,7 +62,6 @@ def test_sigkill_mid_evaluation_then_resume(tmp_path):
     assert store.run_info()["status"] == "finished"
 
 
-@pytest.mark.slow
 def test_stop_control_and_resume_with_more_budget(tmp_path):
     run_dir = tmp_path / "run"
     from workbench.config import build_config

@@ -44,7 +44,6 @@ class _Interrupt:
             raise KeyboardInterrupt
 
 
-@pytest.mark.slow  # ~45 s idle, minutes on a busy machine: two ES compiles and a sandboxed PPO
 def test_tool_loop_plans_runs_and_resumes(tmp_path, monkeypatch):
     import workbench.methods as methods
     monkeypatch.setitem(methods.METHODS, "distill", "workbench.methods.not_there_distill")

@@ -43,8 +43,7 @@ def _stored_teacher(store: RunStore, family: str) -> int:
     return cid
 
 
-@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow)
-                                    for f in ("no_features", "open_ff", "open", "lpo")])
+@pytest.mark.parametrize("family", ["no_features", "open_ff", "open", "lpo"])
 def test_each_family_distils_and_scores_a_student(tmp_path, family):
     # lpo: PPO's drift as teacher, trained on (r, A) recorded from a PPO run; others: an in-run teacher
     config = _config(family, **({"teacher": "warm-start", "data": "recorded"} if family == "lpo" else {}))
@@ -71,7 +70,6 @@ def _cli(*args):
                             start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-@pytest.mark.slow
 def test_kill_and_resume_is_bit_identical(tmp_path):
     common = ["--config", "configs/cpu/lpo_distill.yaml", "--set", "distill.epochs=6",
               "--set", "distill.iters=20", "--set", "distill.batch_size=256",
@@ -112,7 +110,6 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
         assert [e for e, _ in s.metric("train_loss")][-1] == 6
 
 
-@pytest.mark.slow
 def test_small_mlp_teacher_is_distilled_below_1e_3_of_target_variance():
     fam = get_family("no_features")
     teacher = fam.init_network(jax.random.key(3), 16, zero=False)

@@ -154,7 +154,6 @@ def _with_network_teacher(store) -> int:
     return cid
 
 
-@pytest.mark.slow
 def test_tiny_run_stores_front_and_scored_candidates_then_resumes(tmp_path):
     """Teacher from another run (as ES -> symbolic in a study): lineage stays inside this store."""
     from workbench.store import RunStore
@@ -206,7 +205,6 @@ def test_grad_loss_search_gives_zero_drift_at_identity():
         assert r.reason
 
 
-@pytest.mark.slow
 def test_must_show_ppo_clip_drift_is_recovered_within_5_percent(tmp_path):
     """Distil PPO's clip drift (teacher warm-start); the chosen expression's held-out RL score on
     CartPole is within 5% of PPO's, both measured here with the same seeds."""

@@ -38,7 +38,6 @@ def log_of(run_dir: Path) -> str:
     return path.read_text(errors="replace")[-3000:] if path.exists() else "(no process.log)"
 
 
-@pytest.mark.slow
 def test_real_agent_approve_stop_while_awaiting_resume(tmp_path):
     cfg = tmp_path / "approve.yaml"
     write_tiny_llm_config(cfg, "approve", 2, approval=True)
