@@ -17,6 +17,10 @@ Families:
 - lpo: MSE between the gradients w.r.t. the ratio of the per-sample policy loss -(r A - drift), at
   fresh random (ratio, advantage) points (and optionally the whole grid).  Unlike the original the
   loss is not divided by the number of points, which made its targets ~1e-6.
+
+Instead of synthetic inputs, lpo, open_ff and no_features can train on inputs recorded from a real
+PPO run of the teacher (`record_inputs` / `recorded_task`): the synthetic distributions are guesses,
+the recorded ones are what the teacher actually meets.
 """
 
 from __future__ import annotations
@@ -63,12 +67,13 @@ def mse(a: jax.Array, b: jax.Array) -> jax.Array:
 
 # -- feed-forward optimisers ------------------------------------------------------------------
 def _feed_forward_task(family: Family, teacher: Any, teacher_hsize: int, student_hsize: int,
-                       batch_size: int) -> DistillTask:
+                       draw: Callable[[jax.Array], TensorInputs]) -> DistillTask:
+    """`draw(key)` gives one batch of per-parameter inputs, normalised as one notional tensor."""
     t_rule, carry_init = family.network_rule(teacher_hsize)
     s_rule, _ = family.network_rule(student_hsize)
 
     def sample(key):
-        x = synthetic_tensor_inputs(key, batch_size)
+        x = draw(key)
         return Batch(x, t_rule(teacher, x, carry_init(x.p))[0])
 
     def predict(student, x):
@@ -170,7 +175,8 @@ def make_task(family: Family, teacher: Any, teacher_hsize: int, student_hsize: i
         return _lpo_task(family, teacher, batch_size, clip_eps, with_grid)
     if family.name == "open":
         return _recurrent_task(family, teacher, teacher_hsize, student_hsize, batch_size, seq_length)
-    return _feed_forward_task(family, teacher, teacher_hsize, student_hsize, batch_size)
+    return _feed_forward_task(family, teacher, teacher_hsize, student_hsize,
+                              lambda key: synthetic_tensor_inputs(key, batch_size))
 
 
 def recorded_lpo_task(family: Family, teacher: Any, ratio: jax.Array, adv: jax.Array,
@@ -213,6 +219,101 @@ def record_lpo_inputs(family: Family, teacher: Any, teacher_hsize: int, env: Any
     adv = np.concatenate([c[1] for c in chunks])
     keep_idx = np.linspace(0, ratio.size - 1, min(max_points, ratio.size)).astype(int)
     return ratio[keep_idx], adv[keep_idx]
+
+
+class RecordedParameters(NamedTuple):
+    """Raw optimiser inputs of parameters sampled from real PPO runs (one row per parameter-step)."""
+
+    p: np.ndarray
+    g: np.ndarray
+    mom: np.ndarray  # (n, 6)
+    dorm: np.ndarray
+    mask: np.ndarray  # 1 actor, 0 critic
+    layer_prop: np.ndarray
+    batch_prop: np.ndarray
+    train_prop: np.ndarray
+
+
+RECORD_PER_TENSOR = 16  # parameters sampled from every tensor at every optimiser step
+_RECORD_SALT = 0x5EED  # folded into each tensor's key, so the sampling is not the actor noise
+
+
+def record_optimiser_inputs(family: Family, teacher: Any, teacher_hsize: int, env: Any, seed: int,
+                            max_points: int) -> RecordedParameters:
+    """Inputs a feed-forward learned optimiser sees in one PPO run of `env` driven by the teacher.
+
+    The teacher's per-tensor rule is wrapped so that, at every step, a host callback keeps the
+    inputs of RECORD_PER_TENSOR random parameters of each tensor (PPO itself is untouched); at
+    most `max_points` rows are kept, evenly spaced over the run.  Recurrent OPEN is not covered:
+    its student would need whole per-parameter trajectories, not independent rows."""
+    from .families.base import Algorithm, ppo_drift
+    from .learned_optimiser import make_learned_optimiser
+    from .ppo import make_train  # only here: distillation does not otherwise need the RL loop
+
+    rule, carry_init = family.network_rule(teacher_hsize)
+    chunks: list[tuple[np.ndarray, ...]] = []
+
+    def keep(*fields):
+        chunks.append(tuple(np.asarray(f) for f in fields))
+
+    def recording_rule(meta, x: TensorInputs, carry):
+        idx = jax.random.randint(jax.random.fold_in(x.key, _RECORD_SALT), (RECORD_PER_TENSOR,),
+                                 0, x.p.size)
+
+        def take(a):
+            return jnp.broadcast_to(a, x.p.shape).reshape(-1)[idx].astype(jnp.float32)
+        jax.debug.callback(keep, take(x.p), take(x.g), x.mom.reshape(-1, x.mom.shape[-1])[idx],
+                           take(x.dorm), take(x.mask), take(x.layer_prop), take(x.batch_prop),
+                           take(x.train_prop))
+        return rule(meta, x, carry)
+
+    init, update = make_learned_optimiser(recording_rule, carry_init, env)
+    train = jax.jit(make_train(env, Algorithm(drift=ppo_drift, opt_init=init, opt_update=update)))
+    jax.block_until_ready(train(jax.random.key(seed), teacher))
+    rows = [np.concatenate(column) for column in zip(*chunks)]
+    keep_idx = np.linspace(0, rows[0].shape[0] - 1, min(max_points, rows[0].shape[0])).astype(int)
+    return RecordedParameters(*(r[keep_idx] for r in rows))
+
+
+def recorded_optimiser_task(family: Family, teacher: Any, teacher_hsize: int, student_hsize: int,
+                            recorded: RecordedParameters, batch_size: int) -> DistillTask:
+    """A feed-forward optimiser on recorded parameters: each step resamples batch_size rows (with
+    fresh actor noise), normalised together as one notional tensor like the synthetic batches."""
+    data = {k: jnp.asarray(v, jnp.float32) for k, v in recorded._asdict().items()}
+    n = data["p"].shape[0]
+
+    def draw(key):
+        k_idx, k_noise = jax.random.split(key)
+        idx = jax.random.randint(k_idx, (batch_size,), 0, n)
+        rows = {k: v[idx] for k, v in data.items()}
+        lr = SYNTHETIC_SGD_LR * (1.0 - rows["train_prop"])
+        return TensorInputs(**rows, iteration=jnp.ones(()), key=k_noise, sgd_lr=lr, recur_lr=lr)
+
+    return _feed_forward_task(family, jax.lax.stop_gradient(teacher), teacher_hsize, student_hsize,
+                              draw)
+
+
+RECORDABLE = ("lpo", "open_ff", "no_features")
+
+
+def record_inputs(family: Family, teacher: Any, teacher_hsize: int, env: Any, seed: int,
+                  max_points: int) -> Any:
+    """The family's recorded inputs: (ratio, advantage) for LPO, parameters for optimisers."""
+    if family.name == "lpo":
+        return record_lpo_inputs(family, teacher, teacher_hsize, env, seed, max_points)
+    if family.name in RECORDABLE:
+        return record_optimiser_inputs(family, teacher, teacher_hsize, env, seed, max_points)
+    raise ValueError(f"recorded inputs are built for {', '.join(RECORDABLE)}, not {family.name}")
+
+
+def recorded_task(family: Family, teacher: Any, teacher_hsize: int, student_hsize: int,
+                  recorded: Any, batch_size: int, clip_eps: float) -> DistillTask:
+    if family.name == "lpo":
+        return recorded_lpo_task(family, teacher, *recorded, batch_size, clip_eps)
+    if family.name in RECORDABLE:
+        return recorded_optimiser_task(family, teacher, teacher_hsize, student_hsize, recorded,
+                                       batch_size)
+    raise ValueError(f"recorded inputs are built for {', '.join(RECORDABLE)}, not {family.name}")
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -269,4 +370,5 @@ def make_test_loss(task: DistillTask, test: TestSet) -> Callable[[Any], jax.Arra
 
 
 __all__ = ["Batch", "DistillTask", "TestSet", "make_task", "recorded_lpo_task", "make_test_set",
+           "RecordedParameters", "record_inputs", "recorded_task", "RECORDABLE",
            "make_optimiser", "make_epoch", "make_test_loss", "lpo_loss_gradient"]

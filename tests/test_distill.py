@@ -12,6 +12,8 @@ import jax
 import numpy as np
 import pytest
 
+import evaluators.distillation as D
+from evaluators.envs import get_env_config
 from evaluators.families import get_family
 from workbench.config import ConfigError, DistillConfig, build_config
 from workbench.methods.distill import distil, initial_state, load_checkpoint
@@ -45,8 +47,10 @@ def _stored_teacher(store: RunStore, family: str) -> int:
 
 @pytest.mark.parametrize("family", ["no_features", "open_ff", "open", "lpo"])
 def test_each_family_distils_and_scores_a_student(tmp_path, family):
-    # lpo: PPO's drift as teacher, trained on (r, A) recorded from a PPO run; others: an in-run teacher
-    config = _config(family, **({"teacher": "warm-start", "data": "recorded"} if family == "lpo" else {}))
+    # lpo: PPO's drift as teacher, trained on (r, A) recorded from a PPO run; others: an in-run
+    # teacher, no_features trained on parameters recorded from a PPO run of it
+    config = _config(family, **({"teacher": "warm-start", "data": "recorded"} if family == "lpo" else
+                                {"data": "recorded"} if family == "no_features" else {}))
     store = create_run(config, tmp_path / "run")
     parent = None if family == "lpo" else _stored_teacher(store, family)
     assert execute(config, store) == "finished"
@@ -132,7 +136,26 @@ def test_bad_teacher_and_unsupported_recording_are_clear_errors(tmp_path):
     store = create_run(_config("open_ff", teacher="warm-start"), tmp_path / "c")
     with pytest.raises(TeacherError, match="no network warm start"):
         execute(_config("open_ff", teacher="warm-start"), store)
-    config = _config("open_ff", data="recorded")
+    config = _config("open", data="recorded")
     store = create_run(config, tmp_path / "d")
-    with pytest.raises(ConfigError, match="distill.data.*set distill.data=synthetic"):
+    with pytest.raises(ConfigError, match="distill.data.*trajectories.*set distill.data=synthetic"):
         execute(config, store)
+
+
+def test_parameters_recorded_from_a_real_ppo_run_train_a_feed_forward_student():
+    fam = get_family("open_ff")
+    teacher = fam.init_network(jax.random.key(3), 8, zero=False)
+    env = get_env_config("cartpole").scaled(total_timesteps=2048, num_envs=4)
+    rec = D.record_inputs(fam, teacher, 8, env, seed=0, max_points=5000)
+    steps = env.num_updates * env.update_epochs * env.num_minibatches
+    assert rec.p.shape == (5000,) and rec.mom.shape == (5000, 6)  # of 16 x tensors x steps rows
+    assert set(np.unique(rec.mask)) == {0.0, 1.0}  # actor and critic tensors
+    assert set(np.round(np.unique(rec.batch_prop) * (env.num_minibatches - 1))) == {0, 1, 2, 3}
+    assert rec.train_prop.min() == 0.0 and rec.train_prop.max() == 1.0 and steps == 64
+    assert np.abs(rec.g).max() > 0 and np.all(np.isfinite(rec.p))
+    assert abs(float(np.mean(rec.dorm)) - 1.0) < 0.5  # ReDo scores average 1 over a layer
+    settings = DistillConfig(epochs=4, iters=50, batch_size=512, test_points=2000, lr=1e-2)
+    out = distil(fam, teacher, 8, 8, settings, jax.random.key(1), recorded=rec)
+    ratios = [h.test_loss_ratio for h in out.history]
+    print("recorded open_ff: test loss / target variance per epoch", ratios)
+    assert ratios[-1] < 0.5 * ratios[0]

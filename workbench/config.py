@@ -60,12 +60,13 @@ class DistillConfig(_Section):
     lr: float = Field(1e-4, gt=0)  # Adam, annealed linearly to lr_stop over epochs x iters steps
     lr_stop: float = Field(1e-5, gt=0)
     hsize: int | None = None  # student size; None: same as the teacher
-    data: Literal["synthetic", "recorded"] = "synthetic"  # recorded: (r, A) from PPO runs (LPO)
+    # recorded: inputs seen in a PPO run of the teacher (lpo: (r, A); open_ff, no_features: parameters)
+    data: Literal["synthetic", "recorded"] = "synthetic"
     eval_every: int = Field(1, ge=1)  # epochs between RL evaluations of the student
     test_points: int = Field(10_000, ge=1)  # size of the fixed test set
     seq_length: int = Field(100, ge=1, le=2000)  # open: unroll length of each trajectory
     grid: bool = False  # lpo: also fit the whole 1024 x 1024 (r, A) grid at every step (slow on CPU)
-    record_points: int = Field(200_000, ge=1)  # data=recorded: (r, A) pairs kept from the PPO runs
+    record_points: int = Field(200_000, ge=1)  # data=recorded: rows kept from the PPO run
     eval_seeds: int = Field(8, ge=1)
 
 

@@ -92,29 +92,31 @@ def initial_state(family: Family, student_hsize: int, settings: DistillConfig, k
 def distil(family: Family, teacher_params: Any, teacher_hsize: int, student_hsize: int | None = None,
            settings: DistillConfig | None = None, key: jax.Array | None = None, *,
            clip_eps: float = DEFAULT_CLIP_EPS, state: DistillState | None = None,
-           recorded: tuple[np.ndarray, np.ndarray] | None = None,
+           recorded: Any = None,
            on_epoch: Callable[[DistillState, EpochStats], None] | None = None) -> DistillOutcome:
     """Distil `teacher_params` into a student of `student_hsize` (default: the teacher's size).
 
     Continues from `state` when given (a checkpoint), else starts from a random student drawn from
-    `key`.  `recorded` = (ratios, advantages) trains LPO on recorded inputs instead of synthetic
-    ones.  `on_epoch(state, stats)` is called after every epoch (checkpoint, log, evaluate there)."""
+    `key`.  `recorded` (from `evaluators.distillation.record_inputs`) trains on inputs recorded
+    from a PPO run instead of synthetic ones.  `on_epoch(state, stats)` is called after every epoch (checkpoint, log, evaluate there)."""
     settings = settings or DistillConfig()
     student_hsize = student_hsize or teacher_hsize
     if state is None:
         state = initial_state(family, student_hsize, settings,
                               jax.random.key(0) if key is None else key)
     if recorded is not None:
-        if family.name != "lpo":
+        if family.name not in D.RECORDABLE:
             raise ConfigError(recording_refusal(family.name))
-        task = D.recorded_lpo_task(family, teacher_params, *recorded, settings.batch_size, clip_eps)
-    else:
+        task, test_task = (D.recorded_task(family, teacher_params, teacher_hsize, student_hsize,
+                                           recorded, n, clip_eps)
+                           for n in (settings.batch_size, settings.test_points))
+    else:  # the test set is drawn from the same kind of data as training, from its own key
         task = D.make_task(family, teacher_params, teacher_hsize, student_hsize,
                            batch_size=settings.batch_size, seq_length=settings.seq_length,
                            clip_eps=clip_eps, with_grid=settings.grid)
-    test_task = D.make_task(family, teacher_params, teacher_hsize, student_hsize,
-                            batch_size=settings.test_points, seq_length=settings.seq_length,
-                            clip_eps=clip_eps)
+        test_task = D.make_task(family, teacher_params, teacher_hsize, student_hsize,
+                                batch_size=settings.test_points, seq_length=settings.seq_length,
+                                clip_eps=clip_eps)
     test = D.make_test_set(test_task)
     variance = float(test.target_variance)
     optimiser = D.make_optimiser(settings.lr, settings.lr_stop, settings.epochs * settings.iters)
@@ -139,8 +141,9 @@ def distil(family: Family, teacher_params: Any, teacher_hsize: int, student_hsiz
 
 
 def recording_refusal(family: str) -> str:
-    return (f"distill.data: 'recorded' is built for the lpo family only (got {family}); "
-            f"set distill.data=synthetic")
+    return (f"distill.data: 'recorded' is built for {', '.join(D.RECORDABLE)} (got {family}: a "
+            f"recurrent student would need whole per-parameter trajectories, which are not "
+            f"recorded); set distill.data=synthetic")
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
@@ -230,7 +233,7 @@ def run(config: RunConfig, store: RunStore) -> None:
     """Start or resume the distillation of this run (see the module docstring)."""
     family = get_family(config.family)
     cfg = config.distill
-    if cfg.data == "recorded" and family.name != "lpo":
+    if cfg.data == "recorded" and family.name not in D.RECORDABLE:
         raise ConfigError(recording_refusal(family.name))
     envs = (resolve_envs(config.envs, config.timesteps, config.num_envs),
             resolve_envs(config.test_envs, config.timesteps, config.num_envs))
@@ -251,8 +254,8 @@ def run(config: RunConfig, store: RunStore) -> None:
         return
     recorded = None
     if cfg.data == "recorded":
-        recorded = D.record_lpo_inputs(family, teacher, teacher_hsize, envs[0][0], config.seed,
-                                     cfg.record_points)
+        recorded = D.record_inputs(family, teacher, teacher_hsize, envs[0][0], config.seed,
+                                   cfg.record_points)
     bar = tqdm(total=cfg.epochs, initial=state.epoch, desc=f"distill {config.family}", unit="epoch",
                dynamic_ncols=True)
 
