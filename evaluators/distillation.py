@@ -18,8 +18,8 @@ Families:
   fresh random (ratio, advantage) points (and optionally the whole grid).  Unlike the original the
   loss is not divided by the number of points, which made its targets ~1e-6.
 
-Instead of synthetic inputs, lpo, open_ff and no_features can train on inputs recorded from a real
-PPO run of the teacher (`record_inputs` / `recorded_task`): the synthetic distributions are guesses,
+Instead of synthetic inputs, every family can train on inputs recorded from a real PPO run of the
+teacher (`evaluators.recording`, then `recorded_task`): the synthetic distributions are guesses,
 the recorded ones are what the teacher actually meets.
 """
 
@@ -34,6 +34,7 @@ import optax
 
 from .families import Family
 from .learned_optimiser import TensorInputs, rolling_momentum_update
+from .recording import RecordedParameters, RecordedTrajectories
 from .teacher_data import (HORIZON, SYNTHETIC_SGD_LR, lpo_grid, lpo_random_points,
                            synthetic_tensor_inputs)
 
@@ -126,12 +127,12 @@ def _run_unroll(rule: Callable, carry_init: Callable, meta: Any, unroll: Unroll)
 
 
 def _recurrent_task(family: Family, teacher: Any, teacher_hsize: int, student_hsize: int,
-                    batch_size: int, seq_length: int) -> DistillTask:
+                    draw: Callable[[jax.Array], Unroll]) -> DistillTask:
     t_rule, t_carry = family.network_rule(teacher_hsize)
     s_rule, s_carry = family.network_rule(student_hsize)
 
     def sample(key):
-        unroll = _unroll_inputs(key, batch_size, seq_length)
+        unroll = draw(key)
         return Batch(unroll, _run_unroll(t_rule, t_carry, teacher, unroll))
 
     def predict(student, unroll):
@@ -174,7 +175,8 @@ def make_task(family: Family, teacher: Any, teacher_hsize: int, student_hsize: i
     if family.name == "lpo":
         return _lpo_task(family, teacher, batch_size, clip_eps, with_grid)
     if family.name == "open":
-        return _recurrent_task(family, teacher, teacher_hsize, student_hsize, batch_size, seq_length)
+        return _recurrent_task(family, teacher, teacher_hsize, student_hsize,
+                               lambda key: _unroll_inputs(key, batch_size, seq_length))
     return _feed_forward_task(family, teacher, teacher_hsize, student_hsize,
                               lambda key: synthetic_tensor_inputs(key, batch_size))
 
@@ -195,86 +197,6 @@ def recorded_lpo_task(family: Family, teacher: Any, ratio: jax.Array, adv: jax.A
     return DistillTask(sample, predict, lambda b: b.target)
 
 
-def record_lpo_inputs(family: Family, teacher: Any, teacher_hsize: int, env: Any, seed: int,
-                      max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ratio, advantage) pairs seen by the policy loss in one PPO run of `env` with the teacher.
-
-    The teacher's drift is wrapped with a host callback that keeps every pair it is asked about,
-    so the PPO loop itself is untouched; at most `max_points` pairs are kept (evenly spaced)."""
-    from .ppo import make_train  # only here: distillation does not otherwise need the RL loop
-
-    chunks: list[tuple[np.ndarray, np.ndarray]] = []
-    algorithm = family.algorithm(family.network(teacher_hsize), env)
-
-    def keep(ratio, adv):
-        chunks.append((np.asarray(ratio).reshape(-1), np.asarray(adv).reshape(-1)))
-
-    def drift(meta, ratio, adv, clip_eps):
-        jax.debug.callback(keep, jax.lax.stop_gradient(ratio), jax.lax.stop_gradient(adv))
-        return algorithm.drift(meta, ratio, adv, clip_eps)
-
-    train = jax.jit(make_train(env, algorithm._replace(drift=drift)))
-    jax.block_until_ready(train(jax.random.key(seed), teacher))
-    ratio = np.concatenate([c[0] for c in chunks])
-    adv = np.concatenate([c[1] for c in chunks])
-    keep_idx = np.linspace(0, ratio.size - 1, min(max_points, ratio.size)).astype(int)
-    return ratio[keep_idx], adv[keep_idx]
-
-
-class RecordedParameters(NamedTuple):
-    """Raw optimiser inputs of parameters sampled from real PPO runs (one row per parameter-step)."""
-
-    p: np.ndarray
-    g: np.ndarray
-    mom: np.ndarray  # (n, 6)
-    dorm: np.ndarray
-    mask: np.ndarray  # 1 actor, 0 critic
-    layer_prop: np.ndarray
-    batch_prop: np.ndarray
-    train_prop: np.ndarray
-
-
-RECORD_PER_TENSOR = 16  # parameters sampled from every tensor at every optimiser step
-_RECORD_SALT = 0x5EED  # folded into each tensor's key, so the sampling is not the actor noise
-
-
-def record_optimiser_inputs(family: Family, teacher: Any, teacher_hsize: int, env: Any, seed: int,
-                            max_points: int) -> RecordedParameters:
-    """Inputs a feed-forward learned optimiser sees in one PPO run of `env` driven by the teacher.
-
-    The teacher's per-tensor rule is wrapped so that, at every step, a host callback keeps the
-    inputs of RECORD_PER_TENSOR random parameters of each tensor (PPO itself is untouched); at
-    most `max_points` rows are kept, evenly spaced over the run.  Recurrent OPEN is not covered:
-    its student would need whole per-parameter trajectories, not independent rows."""
-    from .families.base import Algorithm, ppo_drift
-    from .learned_optimiser import make_learned_optimiser
-    from .ppo import make_train  # only here: distillation does not otherwise need the RL loop
-
-    rule, carry_init = family.network_rule(teacher_hsize)
-    chunks: list[tuple[np.ndarray, ...]] = []
-
-    def keep(*fields):
-        chunks.append(tuple(np.asarray(f) for f in fields))
-
-    def recording_rule(meta, x: TensorInputs, carry):
-        idx = jax.random.randint(jax.random.fold_in(x.key, _RECORD_SALT), (RECORD_PER_TENSOR,),
-                                 0, x.p.size)
-
-        def take(a):
-            return jnp.broadcast_to(a, x.p.shape).reshape(-1)[idx].astype(jnp.float32)
-        jax.debug.callback(keep, take(x.p), take(x.g), x.mom.reshape(-1, x.mom.shape[-1])[idx],
-                           take(x.dorm), take(x.mask), take(x.layer_prop), take(x.batch_prop),
-                           take(x.train_prop))
-        return rule(meta, x, carry)
-
-    init, update = make_learned_optimiser(recording_rule, carry_init, env)
-    train = jax.jit(make_train(env, Algorithm(drift=ppo_drift, opt_init=init, opt_update=update)))
-    jax.block_until_ready(train(jax.random.key(seed), teacher))
-    rows = [np.concatenate(column) for column in zip(*chunks)]
-    keep_idx = np.linspace(0, rows[0].shape[0] - 1, min(max_points, rows[0].shape[0])).astype(int)
-    return RecordedParameters(*(r[keep_idx] for r in rows))
-
-
 def recorded_optimiser_task(family: Family, teacher: Any, teacher_hsize: int, student_hsize: int,
                             recorded: RecordedParameters, batch_size: int) -> DistillTask:
     """A feed-forward optimiser on recorded parameters: each step resamples batch_size rows (with
@@ -293,27 +215,46 @@ def recorded_optimiser_task(family: Family, teacher: Any, teacher_hsize: int, st
                               draw)
 
 
-RECORDABLE = ("lpo", "open_ff", "no_features")
+def recorded_unroll_task(family: Family, teacher: Any, teacher_hsize: int, student_hsize: int,
+                         recorded: RecordedTrajectories, batch_size: int, seq_length: int
+                         ) -> DistillTask:
+    """Recurrent OPEN unrolled on windows of recorded trajectories: each sample takes batch_size
+    recorded parameters, each from its own random start, with their real gradients and momenta;
+    teacher and student start from the recorded value and move it with their own updates."""
+    data = {k: jnp.asarray(v, jnp.float32) for k, v in recorded.steps._asdict().items()}
+    iteration = jnp.asarray(recorded.iteration, jnp.float32)
+    n_steps, n_params = data["p"].shape
+    if n_steps < seq_length:
+        raise ValueError(f"the recorded run has {n_steps} optimiser steps, fewer than "
+                         f"distill.seq_length = {seq_length}: record a longer run (timesteps) or "
+                         f"shorten distill.seq_length")
 
+    def draw(key):
+        k_param, k_start, k_noise = jax.random.split(key, 3)
+        params = jax.random.randint(k_param, (batch_size,), 0, n_params)
+        start = jax.random.randint(k_start, (batch_size,), 0, n_steps - seq_length + 1)
+        t = start[None, :] + jnp.arange(seq_length)[:, None]  # (seq_length, batch)
+        rows = {k: v[t, params[None, :]] for k, v in data.items()}
+        lr = SYNTHETIC_SGD_LR * (1.0 - rows["train_prop"])
+        steps = TensorInputs(**rows, iteration=jnp.mean(iteration[t], axis=1),
+                             key=jax.random.split(k_noise, seq_length), sgd_lr=lr, recur_lr=lr)
+        return Unroll(rows["p"][0], steps)
 
-def record_inputs(family: Family, teacher: Any, teacher_hsize: int, env: Any, seed: int,
-                  max_points: int) -> Any:
-    """The family's recorded inputs: (ratio, advantage) for LPO, parameters for optimisers."""
-    if family.name == "lpo":
-        return record_lpo_inputs(family, teacher, teacher_hsize, env, seed, max_points)
-    if family.name in RECORDABLE:
-        return record_optimiser_inputs(family, teacher, teacher_hsize, env, seed, max_points)
-    raise ValueError(f"recorded inputs are built for {', '.join(RECORDABLE)}, not {family.name}")
+    return _recurrent_task(family, jax.lax.stop_gradient(teacher), teacher_hsize, student_hsize,
+                           draw)
 
 
 def recorded_task(family: Family, teacher: Any, teacher_hsize: int, student_hsize: int,
-                  recorded: Any, batch_size: int, clip_eps: float) -> DistillTask:
+                  recorded: Any, batch_size: int, clip_eps: float, seq_length: int = 100
+                  ) -> DistillTask:
+    """The task on inputs from `evaluators.recording.record_inputs` for the same family."""
     if family.name == "lpo":
         return recorded_lpo_task(family, teacher, *recorded, batch_size, clip_eps)
-    if family.name in RECORDABLE:
-        return recorded_optimiser_task(family, teacher, teacher_hsize, student_hsize, recorded,
-                                       batch_size)
-    raise ValueError(f"recorded inputs are built for {', '.join(RECORDABLE)}, not {family.name}")
+    if family.name == "open":
+        return recorded_unroll_task(family, teacher, teacher_hsize, student_hsize, recorded,
+                                    batch_size, seq_length)
+    return recorded_optimiser_task(family, teacher, teacher_hsize, student_hsize, recorded,
+                                   batch_size)
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -370,5 +311,5 @@ def make_test_loss(task: DistillTask, test: TestSet) -> Callable[[Any], jax.Arra
 
 
 __all__ = ["Batch", "DistillTask", "TestSet", "make_task", "recorded_lpo_task", "make_test_set",
-           "RecordedParameters", "record_inputs", "recorded_task", "RECORDABLE",
+           "recorded_optimiser_task", "recorded_unroll_task", "recorded_task",
            "make_optimiser", "make_epoch", "make_test_loss", "lpo_loss_gradient"]

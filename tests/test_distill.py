@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import evaluators.distillation as D
+from evaluators.recording import record_inputs
 from evaluators.envs import get_env_config
 from evaluators.families import get_family
 from workbench.config import ConfigError, DistillConfig, build_config
@@ -136,9 +137,9 @@ def test_bad_teacher_and_unsupported_recording_are_clear_errors(tmp_path):
     store = create_run(_config("open_ff", teacher="warm-start"), tmp_path / "c")
     with pytest.raises(TeacherError, match="no network warm start"):
         execute(_config("open_ff", teacher="warm-start"), store)
-    config = _config("open", data="recorded")
+    config = _config("open", data="recorded", seq_length=100)  # 64 optimiser steps in TINY_RL
     store = create_run(config, tmp_path / "d")
-    with pytest.raises(ConfigError, match="distill.data.*trajectories.*set distill.data=synthetic"):
+    with pytest.raises(ConfigError, match="distill.data.*64 optimiser steps.*seq_length = 100"):
         execute(config, store)
 
 
@@ -146,7 +147,7 @@ def test_parameters_recorded_from_a_real_ppo_run_train_a_feed_forward_student():
     fam = get_family("open_ff")
     teacher = fam.init_network(jax.random.key(3), 8, zero=False)
     env = get_env_config("cartpole").scaled(total_timesteps=2048, num_envs=4)
-    rec = D.record_inputs(fam, teacher, 8, env, seed=0, max_points=5000)
+    rec = record_inputs(fam, teacher, 8, env, seed=0, max_points=5000)
     steps = env.num_updates * env.update_epochs * env.num_minibatches
     assert rec.p.shape == (5000,) and rec.mom.shape == (5000, 6)  # of 16 x tensors x steps rows
     assert set(np.unique(rec.mask)) == {0.0, 1.0}  # actor and critic tensors
@@ -158,4 +159,26 @@ def test_parameters_recorded_from_a_real_ppo_run_train_a_feed_forward_student():
     out = distil(fam, teacher, 8, 8, settings, jax.random.key(1), recorded=rec)
     ratios = [h.test_loss_ratio for h in out.history]
     print("recorded open_ff: test loss / target variance per epoch", ratios)
+    assert ratios[-1] < 0.5 * ratios[0]
+
+
+def test_trajectories_recorded_from_a_real_ppo_run_train_a_recurrent_student():
+    fam = get_family("open")
+    teacher = fam.init_network(jax.random.key(3), 8, zero=False)
+    env = get_env_config("cartpole").scaled(total_timesteps=2048, num_envs=4)
+    rec = record_inputs(fam, teacher, 8, env, seed=0, max_points=64 * 40)
+    steps = rec.steps
+    assert steps.p.shape == (64, 40) and steps.mom.shape == (64, 40, 6)  # T steps x C parameters
+    np.testing.assert_array_equal(rec.iteration, np.arange(1, 65))  # every step, in order
+    np.testing.assert_allclose(steps.train_prop[:, 0], np.repeat(np.arange(4) / 3, 16))
+    # a parameter's momentum is rolled from its own recorded gradients: it is one trajectory
+    # (m_0_1 = 0.1 m + 0.9 g, from the clipped g the optimiser saw)
+    np.testing.assert_allclose(steps.mom[1:, :, 0], 0.1 * steps.mom[:-1, :, 0] + 0.9 * steps.g[1:],
+                               rtol=1e-4, atol=1e-7)
+    assert set(np.unique(steps.mask)) == {0.0, 1.0}
+    settings = DistillConfig(epochs=3, iters=30, batch_size=128, test_points=512, seq_length=8,
+                             lr=1e-2)
+    out = distil(fam, teacher, 8, 8, settings, jax.random.key(1), recorded=rec)
+    ratios = [h.test_loss_ratio for h in out.history]
+    print("recorded open: test loss / target variance per epoch", ratios)
     assert ratios[-1] < 0.5 * ratios[0]

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from evaluators import distillation as D
 from evaluators.envs import EnvConfig
 from evaluators.families import Family, get_family
+from evaluators.recording import record_inputs
 
 from .. import control
 from ..config import ConfigError, DistillConfig, RunConfig
@@ -97,7 +98,7 @@ def distil(family: Family, teacher_params: Any, teacher_hsize: int, student_hsiz
     """Distil `teacher_params` into a student of `student_hsize` (default: the teacher's size).
 
     Continues from `state` when given (a checkpoint), else starts from a random student drawn from
-    `key`.  `recorded` (from `evaluators.distillation.record_inputs`) trains on inputs recorded
+    `key`.  `recorded` (from `evaluators.recording.record_inputs`) trains on inputs recorded
     from a PPO run instead of synthetic ones.  `on_epoch(state, stats)` is called after every epoch (checkpoint, log, evaluate there)."""
     settings = settings or DistillConfig()
     student_hsize = student_hsize or teacher_hsize
@@ -105,10 +106,8 @@ def distil(family: Family, teacher_params: Any, teacher_hsize: int, student_hsiz
         state = initial_state(family, student_hsize, settings,
                               jax.random.key(0) if key is None else key)
     if recorded is not None:
-        if family.name not in D.RECORDABLE:
-            raise ConfigError(recording_refusal(family.name))
         task, test_task = (D.recorded_task(family, teacher_params, teacher_hsize, student_hsize,
-                                           recorded, n, clip_eps)
+                                           recorded, n, clip_eps, settings.seq_length)
                            for n in (settings.batch_size, settings.test_points))
     else:  # the test set is drawn from the same kind of data as training, from its own key
         task = D.make_task(family, teacher_params, teacher_hsize, student_hsize,
@@ -138,12 +137,6 @@ def distil(family: Family, teacher_params: Any, teacher_hsize: int, student_hsiz
             on_epoch(state, stats)
     outcome.params = state.params
     return outcome
-
-
-def recording_refusal(family: str) -> str:
-    return (f"distill.data: 'recorded' is built for {', '.join(D.RECORDABLE)} (got {family}: a "
-            f"recurrent student would need whole per-parameter trajectories, which are not "
-            f"recorded); set distill.data=synthetic")
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
@@ -233,10 +226,13 @@ def run(config: RunConfig, store: RunStore) -> None:
     """Start or resume the distillation of this run (see the module docstring)."""
     family = get_family(config.family)
     cfg = config.distill
-    if cfg.data == "recorded" and family.name not in D.RECORDABLE:
-        raise ConfigError(recording_refusal(family.name))
     envs = (resolve_envs(config.envs, config.timesteps, config.num_envs),
             resolve_envs(config.test_envs, config.timesteps, config.num_envs))
+    if cfg.data == "recorded" and family.name == "open" and envs[0][0].optimiser_steps < cfg.seq_length:
+        raise ConfigError(f"distill.data: recorded: a PPO run of {envs[0][0].key} at these timesteps "
+                          f"has {envs[0][0].optimiser_steps} optimiser steps, fewer than "
+                          f"distill.seq_length = {cfg.seq_length}; raise timesteps or lower "
+                          f"distill.seq_length")
     cache: dict = {}  # compiled RL evaluators, shared by the teacher and every student
     teacher, teacher_hsize, parent = _teacher(config, family, store, envs, cache)
     hsize = cfg.hsize or teacher_hsize
@@ -254,8 +250,8 @@ def run(config: RunConfig, store: RunStore) -> None:
         return
     recorded = None
     if cfg.data == "recorded":
-        recorded = D.record_inputs(family, teacher, teacher_hsize, envs[0][0], config.seed,
-                                   cfg.record_points)
+        recorded = record_inputs(family, teacher, teacher_hsize, envs[0][0], config.seed,
+                                 cfg.record_points)
     bar = tqdm(total=cfg.epochs, initial=state.epoch, desc=f"distill {config.family}", unit="epoch",
                dynamic_ncols=True)
 
