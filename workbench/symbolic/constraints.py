@@ -9,7 +9,8 @@ rejected.
 
 `grad_loss` (SPEC §10 item 2): the backend fits g ≈ d drift / dr to the teacher's gradient targets;
 the drift is then F(r, A) = G(r, A) - G(1, A) with G = ∫ g dr (sympy, log_r -> log r and
-r_minus_1 -> r - 1 first).  F is zero at r = 1 by construction and its r-derivative is the fitted g.
+r_minus_1 -> r - 1 first; when that fails, once more for A > 0 and A < 0 separately, which
+resolves the clip conditions of PPO-like gradients).  F is zero at r = 1 by construction and its r-derivative is the fitted g.
 sympy's integrator can be slow or fail, so it runs in a child process with a per-expression time
 limit; an integral it cannot do in closed form is a recorded rejection.  Piecewise results are
 rewritten with `sign` so the text parses back through the one expression converter.
@@ -125,14 +126,42 @@ def integrate_in_r(g: sympy.Expr) -> sympy.Expr:
     r = sympy.Symbol("r", positive=True)
     subs = {s: {"log_r": sympy.log(r), "r_minus_1": r - 1, "r": r}[s.name]
             for s in g.free_symbols if s.name in ("log_r", "r_minus_1", "r")}
-    antiderivative = sympy.integrate(g.subs(subs), r)
+    g = g.subs(subs)
+    F = _integral_from_one(g, r)
+    if F is None:
+        F = _integral_by_advantage_sign(g, r)
+    if F is None:
+        raise ConstraintError("sympy found no closed-form integral of the fitted gradient (also "
+                              "split by the sign of A); rejected")
+    return F.subs(r, sympy.Symbol("r"))  # back to the plain symbol the family uses
+
+
+def _integral_from_one(g: sympy.Expr, r: sympy.Symbol) -> sympy.Expr | None:
+    """∫_1^r g, in the converter's vocabulary; None when sympy has no finite closed form."""
+    antiderivative = sympy.integrate(g, r)
     if antiderivative.has(sympy.Integral):
-        raise ConstraintError("sympy found no closed-form integral of the fitted gradient; rejected")
-    F = antiderivative - antiderivative.subs(r, 1)
+        return None
+    F = piecewise_as_sign(sympy.piecewise_fold(antiderivative - antiderivative.subs(r, 1)))
     if F.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
-        raise ConstraintError(f"the integral is not finite at r = 1 ({F}); rejected")
-    F = piecewise_as_sign(F).subs(r, sympy.Symbol("r"))  # back to the plain symbol the family uses
+        return None
     return F
+
+
+def _integral_by_advantage_sign(g: sympy.Expr, r: sympy.Symbol) -> sympy.Expr | None:
+    """Gradients of clipped drifts hold conditions like A(r - 1) > 0.2|A|, which sympy cannot solve
+    for r while the sign of A is unknown.  With A = a and A = -a for a positive symbol a it can:
+    F = [A > 0] F+(A) + [A < 0] F-(A), each branch integrated with its Max/Min/Abs as Piecewise."""
+    A = next((s for s in g.free_symbols if s.name == "A"), None)
+    if A is None:
+        return None
+    a = sympy.Symbol("a", positive=True)
+    branches = []
+    for sign in (1, -1):
+        F = _integral_from_one(g.subs(A, sign * a).rewrite(sympy.Piecewise), r)
+        if F is None:
+            return None
+        branches.append(F.subs(a, sign * A))
+    return (1 + sympy.sign(A)) / 2 * branches[0] + (1 - sympy.sign(A)) / 2 * branches[1]
 
 
 def _integrate_text(text: str, names: tuple[str, ...], limit_s: float) -> dict:
