@@ -108,7 +108,9 @@ ES_ARGS = _section_args("es", {
     "popsize": "population size", "sigma": "initial noise scale", "lr": "initial learning rate"})
 DISTILL_ARGS = _section_args("distill", {
     "epochs": "training epochs", "iters": "gradient steps per epoch",
-    "hsize": "hidden size of the student network (default: the teacher's)", "teacher": TEACHER_DESC})
+    "hsize": "hidden size of the student network (default: the teacher's)", "teacher": TEACHER_DESC,
+    "data": "training inputs: 'synthetic' (fixed distributions) or 'recorded' (what the teacher "
+            "met in a real PPO run of the first environment)"})
 SYMBOLIC_ARGS = _section_args("symbolic", {
     "epochs": "search iterations", "grad_loss": "also fit the teacher's gradient",
     "backend": "symbolic regression engine", "maxsize": "largest expression size", "teacher": TEACHER_DESC})
