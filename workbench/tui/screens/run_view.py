@@ -7,7 +7,6 @@ run is.
 
 from __future__ import annotations
 
-import difflib
 import sqlite3
 from pathlib import Path
 
@@ -22,22 +21,12 @@ from textual.widgets import (Button, DataTable, Footer, Header, Input, Label, Pr
 
 from ... import control
 from ...store import DB_NAME, CandidateRow, RunStore
+from ..run_view_text import (SORTS, header, lexer_for, parent_diff, run_budget, score_cells,
+                             sorted_candidates, source_text, status_line, table_cells)
 from ..widgets.plot import FitnessPlot, fitness_series, metric_series
 from .modals import EditSourceModal
 
-OUTCOME_STYLE = {"ok": "green", "pending": "dim", "invalid": "red", "forbidden": "bold red",
-                 "crashed": "red", "timeout": "yellow", "oom": "yellow", "nan": "magenta",
-                 "no_code": "dim red", "duplicate": "dim"}
-SORTS = ("id", "fitness", "test", "outcome")
 ROLE_STYLE = {"user": "bold cyan", "assistant": "green", "tool": "yellow", "system": "dim"}
-
-
-def fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}"
-
-
-def lexer_for(c: CandidateRow) -> str:
-    return "python" if c.kind == "code" else "text"
 
 
 class RunView(Screen):
@@ -191,20 +180,7 @@ class RunView(Screen):
         self.query_one(FitnessPlot).set_data(data)
 
     def _sorted(self) -> list[CandidateRow]:
-        rows = list(self.cands.values())
-        neg = float("-inf")
-        key = {"id": lambda c: c.id,
-               "fitness": lambda c: (-(c.fitness if c.fitness is not None else neg), c.id),
-               "test": lambda c: (-(c.test_fitness if c.test_fitness is not None else neg), c.id),
-               "outcome": lambda c: (c.outcome, c.id)}[self.sort_by]
-        return sorted(rows, key=key)
-
-    @staticmethod
-    def _cells(c: CandidateRow) -> tuple:
-        note = c.reason if c.outcome != "ok" and c.reason else c.label
-        return (str(c.id), str(c.generation), c.kind,
-                Text(c.outcome, style=OUTCOME_STYLE.get(c.outcome, "")),
-                fmt(c.fitness), fmt(c.test_fitness), note[:60])
+        return sorted_candidates(list(self.cands.values()), self.sort_by)
 
     def _update_candidate_rows(self, ids: list[int]) -> None:
         """Change only the rows of candidates that events touched (id order: append new ones)."""
@@ -213,7 +189,7 @@ class RunView(Screen):
         for cid in ids:
             if cid not in self.cands:
                 continue
-            cells = self._cells(self.cands[cid])
+            cells = table_cells(self.cands[cid])
             if str(cid) in table.rows:
                 for col, value in zip(columns, cells):
                     table.update_cell(str(cid), col, value)
@@ -225,7 +201,7 @@ class RunView(Screen):
         keep = self.selected_id
         table.clear()
         for c in self._sorted():
-            table.add_row(*self._cells(c), key=str(c.id))
+            table.add_row(*table_cells(c), key=str(c.id))
         if keep is not None and str(keep) in {str(k) for k in self.cands}:
             table.move_cursor(row=table.get_row_index(str(keep)), animate=False)
 
@@ -257,21 +233,10 @@ class RunView(Screen):
     def _refresh_status(self, store: RunStore) -> None:
         self.info = store.run_info() or {}
         cfg = self.info.get("config", {})
-        status = self.info.get("status", "created")
-        paused = control.is_paused(store) and status == "running"
+        paused = control.is_paused(store) and self.info.get("status") == "running"
         n = len(self.cands)
-        ok = sum(c.outcome == "ok" for c in self.cands.values())
-        best = max((c.fitness for c in self.cands.values() if c.outcome == "ok"
-                    and c.fitness is not None), default=None)
-        llm = cfg.get("llm", {})
-        cap = llm.get("max_cost_usd")
-        cost = f"${self.info.get('cost_usd', 0):.2f}" + (f" / ${cap:.2f}" if cap else "")
-        style = {"running": "green", "stopped": "yellow", "failed": "red"}.get(status, "cyan")
-        self._set_status(
-            f"[b]{self.info.get('family', '?')}[/b]/{self.info.get('method', '?')} "
-            f"[{style}]{'PAUSED' if paused else status}[/] · {n} cands ({ok} ok) · "
-            f"best {fmt(best)} · {cost} · {self.info.get('env_steps', 0):,} steps")
-        budget = self._budget(cfg)
+        self._set_status(status_line(self.info, list(self.cands.values()), paused))
+        budget = run_budget(cfg)
         bar = self.query_one("#budget", ProgressBar)
         used = n if cfg.get("method") == "llm" or self.last_step < 0 else self.last_step + 1
         if budget:
@@ -285,15 +250,6 @@ class RunView(Screen):
         if text != self._status_text:  # one line high: no layout pass needed
             self._status_text = text
             self.query_one("#status", Static).update(text, layout=False)
-
-    def _budget(self, cfg: dict) -> int | None:
-        method = cfg.get("method")
-        if method == "llm":
-            llm = cfg.get("llm", {})
-            return llm.get("max_candidates") or llm.get("generations")
-        if method == "es":
-            return cfg.get("es", {}).get("generations")
-        return None
 
     # -- candidate details -----------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -318,30 +274,18 @@ class RunView(Screen):
         if cid is None or cid not in self.cands or self.store is None:
             return
         c = self.cands[cid]
-        meta = Text.assemble(
-            (f"candidate {c.id}", "bold"), f"  {c.method}/{c.kind}  gen {c.generation}  ",
-            (c.outcome, OUTCOME_STYLE.get(c.outcome, "")),
-            f"  fitness {fmt(c.fitness)}  test {fmt(c.test_fitness)}  parents {c.parents or '-'}")
-        if c.reason:
-            meta.append(f"\nreason: {c.reason}", style="yellow")
-        thought = c.info.get("thought")
-        if thought:
-            meta.append(f"\nthought: {thought}", style="italic")
+        meta = header(c)
         self.query_one("#cand-meta", Static).update(meta)
         scores = self.query_one("#scores", DataTable)
         scores.clear()
         for ev in self.store.evaluations(cid):
-            scores.add_row(ev["split"], ev["env"], fmt(ev["return_mean"]), fmt(ev["return_stderr"]),
-                           fmt(ev["normalized"]), str(ev["seeds"]))
-        src = c.source or (f"(network parameters: {c.params_path})" if c.params_path else "")
+            scores.add_row(*score_cells(ev))
         self.query_one("#code", Static).update(
-            Syntax(src, lexer_for(c), theme=self._syntax_theme(), line_numbers=True,
+            Syntax(source_text(c), lexer_for(c), theme=self._syntax_theme(), line_numbers=True,
                    word_wrap=True))
         parent = self.cands.get(c.parents[0]) if c.parents else None
         if parent is not None and parent.source and c.source:
-            diff = self.diff_text = "".join(difflib.unified_diff(parent.source.splitlines(True),
-                                                c.source.splitlines(True),
-                                                f"candidate {parent.id}", f"candidate {c.id}"))
+            diff = self.diff_text = parent_diff(parent, c)
             self.query_one("#diff", Static).update(
                 Syntax(diff or "(identical to its parent)", "diff", theme=self._syntax_theme()))
         else:
