@@ -23,6 +23,7 @@ def test_running_moments_match_numpy():
     np.testing.assert_allclose(np.asarray(m.var), flat.var(0), rtol=1e-2)
 
 
+@pytest.mark.slow  # ~35 s in CI, which is near its 30-minute budget on 2 cores
 def test_ant_trains_through_the_family_loop():
     env = get_env_config("ant").scaled(total_timesteps=2 * 32 * 10, num_envs=32)
     venv = make_vec_env(env)
