@@ -25,7 +25,6 @@ from .learned_optimiser import TensorInputs, make_learned_optimiser
 
 RECORD_PER_TENSOR = 16  # parameters recorded from every tensor at every optimiser step
 _RECORD_SALT = 0x5EED  # folded into each tensor's key, so the sampling is not the actor noise
-RECORDABLE = ("lpo", "open_ff", "no_features", "open")
 _FIELDS = ("p", "g", "mom", "dorm", "mask", "layer_prop", "batch_prop", "train_prop")
 
 
@@ -152,10 +151,8 @@ def record_inputs(family: Family, teacher: Any, teacher_hsize: int, env: Any, se
         return record_lpo_inputs(family, teacher, teacher_hsize, env, seed, max_points)
     if family.name == "open":
         return record_trajectories(family, teacher, teacher_hsize, env, seed, max_points)
-    if family.name in RECORDABLE:
-        return record_optimiser_inputs(family, teacher, teacher_hsize, env, seed, max_points)
-    raise ValueError(f"recorded inputs are built for {', '.join(RECORDABLE)}, not {family.name}")
+    return record_optimiser_inputs(family, teacher, teacher_hsize, env, seed, max_points)
 
 
-__all__ = ["RECORDABLE", "RecordedParameters", "RecordedTrajectories", "record_inputs",
+__all__ = ["RecordedParameters", "RecordedTrajectories", "record_inputs",
            "record_lpo_inputs", "record_optimiser_inputs", "record_trajectories"]

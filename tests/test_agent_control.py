@@ -1,6 +1,5 @@
 """Human-in-the-loop: approval (with an edit), rejection, and user messages reaching the prompt."""
 
-import pytest
 import threading
 import time
 

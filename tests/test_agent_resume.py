@@ -1,6 +1,5 @@
 """kill -9 in the middle of an evaluation loses nothing recorded; resume redoes only that candidate."""
 
-import pytest
 import os
 import signal
 import subprocess

@@ -12,7 +12,6 @@ import jax
 import numpy as np
 import pytest
 
-import evaluators.distillation as D
 from evaluators.recording import record_inputs
 from evaluators.envs import get_env_config
 from evaluators.families import get_family

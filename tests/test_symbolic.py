@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import sympy
 
 from evaluators.families import get_family
 from sandbox.expressions import compile_expression, parse_expression

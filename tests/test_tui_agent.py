@@ -10,7 +10,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
 from textual.widgets import DataTable, Input
 
 from tests.tiny_runs import write_tiny_llm_config
