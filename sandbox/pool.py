@@ -1,9 +1,11 @@
-"""Pre-started sandbox workers: each serves one candidate, then is replaced.
+"""Pre-started sandbox workers: each serves one step of one candidate, then is replaced.
 
-A candidate never runs in the caller's process.  The pool keeps `spares` workers that have already
-imported JAX (so a candidate pays no import), hands one job to one worker over a pipe and waits with
-a wall-clock limit; on expiry it kills the worker's whole process group.  Outcomes are typed:
-ok, invalid, forbidden, crashed, timeout, oom, nan, each with a reason meant for the proposer.
+A candidate never runs in the caller's process.  The pool keeps `spares` tracers and scorers that
+have already imported JAX (so a candidate pays no import), each in its jail (`sandbox.jail`); a job
+goes to a tracer (the candidate's code, exported) and then to a scorer (trusted training) over
+pipes, with one wall-clock limit; on expiry the worker's whole process group is killed.  Outcomes
+are typed: ok, invalid, forbidden, crashed, timeout, oom, nan, each with a reason meant for the
+proposer, and every result records the isolation its workers actually had.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+from sandbox.jail import jail_command, probe
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CODE_DIRS = (REPO_ROOT / "evaluators", REPO_ROOT / "sandbox")  # all a worker may read of the repo
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
 STARTUP_LIMIT_S = 300.0
+DIR_PREFIX = "wb-sandbox-"  # + role-<pid of the pool's process>-<random>: the owner is on the name
+TRACER_FAILURES = ("invalid", "forbidden", "crashed", "oom")  # all a tracer's reply may claim
 
 
 def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -38,17 +44,6 @@ def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-@lru_cache(maxsize=1)
-def network_namespace_available() -> bool:
-    """True if `unshare -n` works here (root, or user namespaces allowed)."""
-    if shutil.which("unshare") is None:
-        return False
-    try:
-        return subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 @dataclass
 class SandboxResult:
     outcome: str
@@ -60,26 +55,36 @@ class SandboxResult:
     curves: dict[str, list[float]] = field(default_factory=dict)
     env_steps: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    isolation: dict[str, Any] = field(default_factory=dict)  # what each worker actually ran under
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("outcome", "reason", "fitness", "test_fitness", "envs",
-                                               "test_envs", "env_steps", "timings")}
+                                               "test_envs", "env_steps", "timings", "isolation")}
+
+
+class SandboxUnavailable(RuntimeError):
+    """The isolation the caller asked for cannot be had on this machine (message says what to do)."""
 
 
 class _Worker:
-    def __init__(self, env_extra: dict[str, str] | None):
-        self.dir = Path(tempfile.mkdtemp(prefix="wb-sandbox-"))
+    """One pre-started worker process of one role (`trace` or `score`), jailed."""
+
+    def __init__(self, role: str, env_extra: dict[str, str] | None, isolation: str,
+                 writable: Sequence[Path] = ()):
+        self.role = role
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{role}-{os.getpid()}-"))
         self.stderr_path = self.dir / "stderr.log"
-        cmd = [sys.executable, "-m", "sandbox.worker"]
-        if network_namespace_available():
-            cmd = ["unshare", "-n", *cmd]
         env = scrubbed_env({"TMPDIR": str(self.dir), "HOME": str(self.dir), **(env_extra or {})})
+        cmd, self.isolation = jail_command([sys.executable, "-m", "sandbox.worker", role],
+                                           private_dir=self.dir, read_only=CODE_DIRS,
+                                           writable=writable, isolation=isolation,
+                                           gpu_devices=role == "score")
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=self.dir, env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._stderr,
                                      start_new_session=True)
         self.started = time.perf_counter()
-        self.ready = False
+        self.ready: dict[str, Any] | None = None
 
     def read_line(self, deadline: float) -> str | None:
         sel = selectors.DefaultSelector()
@@ -103,15 +108,28 @@ class _Worker:
         finally:
             sel.close()
 
-    def wait_ready(self, limit: float = STARTUP_LIMIT_S) -> None:
-        if self.ready:
-            return
-        line = self.read_line(time.perf_counter() + limit)
-        if not line or not json.loads(line).get("ready"):
-            tail = self.stderr_tail()
-            self.kill()
-            raise RuntimeError(f"sandbox worker failed to start: {tail}")
-        self.ready = True
+    def wait_ready(self, limit: float = STARTUP_LIMIT_S) -> dict[str, Any]:
+        if self.ready is None:
+            line = self.read_line(time.perf_counter() + limit)
+            try:
+                hello = json.loads(line) if line else {}
+            except json.JSONDecodeError:
+                hello = {}
+            if not hello.get("ready"):
+                tail = self.stderr_tail()
+                self.kill()
+                raise RuntimeError(f"sandbox {self.role} worker failed to start: {tail}")
+            self.ready = hello
+        return self.ready
+
+    def ask(self, job: dict[str, Any], deadline: float) -> str | None:
+        """Send the one job; the reply line, '' if the worker died, None on the deadline."""
+        try:
+            self.proc.stdin.write((json.dumps(job) + "\n").encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            return ""
+        return self.read_line(deadline)
 
     def stderr_tail(self, n: int = 1500) -> str:
         try:
@@ -137,92 +155,190 @@ class _Worker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_dirs(root: str | Path | None = None) -> list[Path]:
+    """Remove worker dirs whose pool process is gone (killed before it could clean up).
+
+    A worker dies with its parent (parent-death signal), but a SIGKILLed pool cannot remove the
+    private directories it made; the next pool on this machine does."""
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{DIR_PREFIX}*-*-*"):
+        try:
+            pid = int(path.name[len(DIR_PREFIX):].split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def _classify_death(returncode: int | None, stderr: str) -> tuple[str, str]:
     text = stderr.lower()
     if returncode in (-signal.SIGXCPU,) or "cpu time limit" in text:
         return "timeout", "CPU time limit exceeded"
     if any(m in text for m in ("memoryerror", "bad_alloc", "resource_exhausted", "cannot allocate",
                                "out of memory")):
-        return "oom", f"out of memory (address-space limit): {stderr[-400:]}"
+        return "oom", f"out of memory (data-memory limit): {stderr[-400:]}"
     if returncode == -signal.SIGKILL:
         return "oom", "killed by SIGKILL (most likely the memory limit)"
     return "crashed", f"worker died with exit code {returncode}: {stderr[-600:]}"
 
 
 class SandboxPool:
-    """Runs jobs in fresh pre-started workers.  Use as a context manager or call close()."""
+    """Runs jobs in fresh pre-started workers.  Use as a context manager or call close().
+
+    Each job passes through two processes: a tracer (candidate code, untrusted) and a scorer
+    (trusted code only); see `sandbox.worker`.  `isolation`: 'full' refuses to start unless every
+    jail layer works here (`SandboxUnavailable` says what is missing and how to opt out); 'auto'
+    jails where it can and records what each worker had; 'none' runs unjailed, recorded too.
+    """
 
     def __init__(self, spares: int = 1, time_limit_s: float = 600.0, memory_limit_mb: int = 8192,
                  cpu_time_limit_s: float | None = None, env_extra: dict[str, str] | None = None,
-                 compile_cache_dir: str | Path | None = None):
-        """`compile_cache_dir`: JAX's persistent compilation cache for the workers.  Each worker is a
-        fresh process, so without it a program compiled before is compiled again; with it a
+                 compile_cache_dir: str | Path | None = None, isolation: str = "auto"):
+        """`compile_cache_dir`: JAX's persistent compilation cache for the scorers.  Each worker is
+        a fresh process, so without it a program compiled before is compiled again; with it a
         re-evaluation of an identical program (the warm start of every run, a candidate resumed
-        after a kill, `workbench eval` of a stored program) loads its executable instead.  Different
-        programs lower to different HLO and gain nothing.  The directory holds native code that
-        later workers load: keep it for sandbox workers only, never shared with the parent."""
+        after a kill, `workbench eval` of a stored program) loads its executable instead.  Only
+        scorers, which run no candidate Python, can write it; tracers never see it."""
+        if isolation not in ("auto", "full", "none"):
+            raise ValueError(f"isolation must be 'auto', 'full' or 'none', not {isolation!r}")
+        available = probe()
+        if isolation == "full" and not available.full:
+            raise SandboxUnavailable(
+                f"sandbox isolation is incomplete here ({available.summary()}: {available.reason}); "
+                "run where user namespaces are allowed, or set sandbox.isolation: none to run "
+                "candidates without the jail (recorded with every candidate)")
+        self.isolation = "none" if isolation == "none" else "full"
         self.spares = max(1, spares)
+        self._writable: tuple[Path, ...] = ()
+        scorer_env: dict[str, str] = {}
         if compile_cache_dir is not None:
             cache = Path(compile_cache_dir).resolve()
             cache.mkdir(parents=True, exist_ok=True)
-            env_extra = {"JAX_COMPILATION_CACHE_DIR": str(cache), **(env_extra or {})}
+            scorer_env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+            self._writable = (cache,)
+        # the tracer only traces and lowers: the CPU serves it on any machine
+        self._env = {"trace": {**(env_extra or {}), "JAX_PLATFORMS": "cpu"},
+                     "score": {**(env_extra or {}), **scorer_env}}
         self.time_limit_s = time_limit_s
         self.memory_limit_mb = memory_limit_mb
         self.cpu_time_limit_s = cpu_time_limit_s
-        self.env_extra = env_extra
-        self._idle: list[_Worker] = []
+        self._idle: dict[str, list[_Worker]] = {"trace": [], "score": []}
+        sweep_stale_dirs()
         self._fill()
 
-    def _fill(self) -> None:
-        while len(self._idle) < self.spares:
-            self._idle.append(_Worker(self.env_extra))
+    def _new(self, role: str) -> _Worker:
+        return _Worker(role, self._env[role], self.isolation,
+                       self._writable if role == "score" else ())
 
-    def evaluate(self, job: dict[str, Any], time_limit_s: float | None = None) -> SandboxResult:
-        """Run one job in one worker; never raises for a candidate's failure."""
-        limit = time_limit_s or self.time_limit_s
-        t0 = time.perf_counter()
-        worker = self._idle.pop(0)
+    def _fill(self) -> None:
+        for role, idle in self._idle.items():
+            while len(idle) < self.spares:
+                idle.append(self._new(role))
+
+    def _take(self, role: str) -> _Worker:
+        worker = self._idle[role].pop(0)
         try:
             worker.wait_ready()
         except RuntimeError:
-            worker = _Worker(self.env_extra)
+            worker = self._new(role)
             worker.wait_ready()
+        return worker
+
+    def evaluate(self, job: dict[str, Any], time_limit_s: float | None = None) -> SandboxResult:
+        """Trace then score one job in fresh workers; never raises for a candidate's failure.
+
+        The wall-clock limit covers both stages; the tracer's reply is the candidate's claim and
+        can only be modules or a failure, the outcome and fitness come from the scorer."""
+        limit = time_limit_s or self.time_limit_s
+        t0 = time.perf_counter()
+        scorer, tracer = self._take("score"), self._take("trace")
         wait_s = time.perf_counter() - t0
-        self._fill()  # the replacement imports JAX while this candidate runs
+        self._fill()  # the replacements import JAX while this candidate runs
         job = {"cpu_time_limit_s": self.cpu_time_limit_s or limit * 2,
                "memory_limit_mb": self.memory_limit_mb, **job}
         t1 = time.perf_counter()
+        deadline = t1 + limit
+        isolation = {"trace": tracer.isolation.to_json(), "score": scorer.isolation.to_json()}
         try:
-            worker.proc.stdin.write((json.dumps(job) + "\n").encode())
-            worker.proc.stdin.flush()
-            line = worker.read_line(t1 + limit)
-        except BrokenPipeError:
-            line = ""
-        elapsed = time.perf_counter() - t1
-        try:
-            if line is None:
-                result = SandboxResult("timeout", f"wall-clock limit of {limit:g} s exceeded; "
-                                       "the candidate was killed")
-            elif line:
-                data = json.loads(line)
-                result = SandboxResult(**{k: v for k, v in data.items()
-                                          if k in SandboxResult.__dataclass_fields__})
-            else:
-                worker.proc.wait(timeout=10)
-                outcome, reason = _classify_death(worker.proc.returncode, worker.stderr_tail())
-                result = SandboxResult(outcome, reason)
+            result, reply = self._stage(tracer, {**job, "platform": scorer.ready["platform"]},
+                                        deadline, limit)
+            if result is None:
+                result = _tracer_claim(reply)
+            if result is None:
+                scored, reply = self._stage(scorer, {**job, "exports": reply["exports"],
+                                                     "trace_timings": reply.get("timings")},
+                                            deadline, limit)
+                result = scored or _result(reply)
         finally:
-            worker.kill()
-        result.timings = {**result.timings, "wait_s": wait_s, "eval_wall_s": elapsed}
+            tracer.kill()
+            scorer.kill()
+        result.timings = {**result.timings, "wait_s": wait_s,
+                          "eval_wall_s": time.perf_counter() - t1}
+        result.isolation = isolation
         return result
 
+    @staticmethod
+    def _stage(worker: _Worker, job: dict[str, Any], deadline: float,
+               limit: float) -> tuple[SandboxResult | None, dict[str, Any]]:
+        """(failure, {}) if the worker timed out, died or answered garbage; else (None, reply)."""
+        line = worker.ask(job, deadline)
+        if line is None:
+            return SandboxResult("timeout", f"wall-clock limit of {limit:g} s exceeded; "
+                                 "the candidate was killed"), {}
+        if not line:
+            try:
+                worker.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            return SandboxResult(*_classify_death(worker.proc.returncode, worker.stderr_tail())), {}
+        try:
+            reply = json.loads(line)
+        except json.JSONDecodeError:
+            reply = None
+        if not isinstance(reply, dict):
+            return SandboxResult("crashed", f"the {worker.role} worker answered garbage"), {}
+        return None, reply
+
     def close(self) -> None:
-        for w in self._idle:
-            w.kill()
-        self._idle = []
+        for idle in self._idle.values():
+            for w in idle:
+                w.kill()
+            idle.clear()
 
     def __enter__(self) -> "SandboxPool":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _text(value: Any, limit: int = 2000) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _tracer_claim(reply: dict[str, Any]) -> SandboxResult | None:
+    """A tracer's failure as a result; None when it delivered modules to score."""
+    outcome = reply.get("outcome")
+    if outcome == "traced" and isinstance(reply.get("exports"), list):
+        return None
+    if outcome in TRACER_FAILURES:
+        return SandboxResult(outcome, _text(reply.get("reason")) or outcome)
+    return SandboxResult("crashed", f"the program's process answered {str(outcome)[:40]!r}, which "
+                         "only the trusted scorer may decide; nothing was scored")
+
+
+def _result(reply: dict[str, Any]) -> SandboxResult:
+    return SandboxResult(**{k: v for k, v in reply.items() if k in SandboxResult.__dataclass_fields__
+                            and k != "isolation"})

@@ -67,6 +67,10 @@ def test_scripted_llm_run(server, tmp_path, monkeypatch):
     assert rows[-1].fitness is not None
     assert rows[-2].outcome == "nan" or rows[-2].fitness < rows[-1].fitness
     assert not os.path.exists("/tmp/escaped.txt")
+    # code a model wrote ran only under the whole jail, and each row says so
+    scored = [r for r in rows if r.outcome not in ("no_code",)]
+    assert scored and all(r.info["isolation"]["trace"]["net_ns"] and r.info["isolation"]["trace"]["mount_ns"]
+                          for r in scored), [r.info.get("isolation") for r in scored]
     # usage recorded per call; the 429 and the slow reply were retried, not fatal
     replies = [m for m in store.messages() if m["role"] == "llm_reply"]
     assert len(replies) == len(EXPECTED) - 1

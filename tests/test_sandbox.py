@@ -36,14 +36,16 @@ def test_scrubbed_env_drops_secrets(monkeypatch):
 
 
 def test_outcomes(pool):
-    cases = {
-        "forbidden": "import os\ndef drift(ratio, advantage, epsilon):\n    return os.environ\n",
-        "invalid": "def drift(ratio, advantage):\n    return ratio\n",
-        "oom": ("def drift(ratio, advantage, epsilon):\n    x = jnp.cumsum(jnp.full((12_500_000_000,), ratio[0]))\n"
-                "    return jax.nn.relu(ratio - 1) * 0 + 0 * x[-1]\n"),
-        "crashed": "def drift(ratio, advantage, epsilon):\n    return ratio[:, None] @ jnp.ones((3, 3, 3))\n",
-    }
-    for expected, src in cases.items():
+    big = ("def drift(ratio, advantage, epsilon):\n    x = jnp.cumsum(jnp.full(({n},), ratio[0]))\n"
+           "    return jax.nn.relu(ratio - 1) * 0 + 0 * x[-1]\n")
+    cases = [
+        ("forbidden", "import os\ndef drift(ratio, advantage, epsilon):\n    return os.environ\n"),
+        ("invalid", "def drift(ratio, advantage):\n    return ratio\n"),
+        ("oom", big.format(n="12_500_000_000")),  # refused when exported: past 2**31 elements
+        ("oom", big.format(n="2_100_000_000")),  # 8.4 GB per array: the scorer hits its limit
+        ("crashed", "def drift(ratio, advantage, epsilon):\n    return ratio[:, None] @ jnp.ones((3, 3, 3))\n"),
+    ]
+    for expected, src in cases:
         r = pool.evaluate({**JOB, "source": src}, time_limit_s=60)
         assert r.outcome == expected, (expected, r)
         assert r.reason
@@ -67,16 +69,29 @@ def test_hang_is_killed_and_good_program_scores(pool):
     assert {"screen_s", "checks_s", "compile_s", "train_s", "wait_s"} <= set(r.timings)
 
 
-def test_worker_env_and_network(tmp_path):
-    """The worker process itself (not just the screen) has no secrets and no network."""
-    code = ("import os, sys, json\nsys.path.insert(0, %r)\nfrom sandbox.worker import _block_network\n"
-            "_block_network()\nimport socket\n"
-            "try:\n    socket.socket(); net = 'open'\nexcept PermissionError:\n    net = 'blocked'\n"
-            "print(json.dumps({'keys': [k for k in os.environ if 'KEY' in k], 'net': net}))\n") % str(ROOT)
-    env = scrubbed_env()
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         cwd=tmp_path, timeout=60, check=True)
-    assert '"keys": []' in out.stdout and '"net": "blocked"' in out.stdout
+def test_original_warm_start_as_written_scores_bit_identically(pool):
+    """The original's LPO warm start, as a program through tracer and scorer, scores exactly as
+    the family's own warm start trained in-process (through the same export boundary, as every
+    trusted program is) on the same seeds, long enough that last-bit differences would show."""
+    import inspect
+    import textwrap
+
+    from evaluators.envs import get_env_config
+    from evaluators.families import get_family
+    from evaluators.families.lpo import ppo_clip
+    from sandbox.exported import through_export
+    from sandbox.score import score
+
+    src = "import jax\nimport jax.numpy as jnp\n\n" + textwrap.dedent(inspect.getsource(ppo_clip))
+    job = {**JOB, "seeds": 2, "timesteps": 16384}
+    r = pool.evaluate({**job, "source": src}, time_limit_s=120)
+    family = get_family("lpo")
+    env = get_env_config("cartpole").scaled(total_timesteps=job["timesteps"], num_envs=job["num_envs"])
+    trusted = through_export(family, family.warm_start(), [env])
+    native = score(family, trusted, {}, [env], [], job["seeds"], job["seed"])
+    assert r.outcome == "ok" and native.outcome == "ok"
+    assert r.fitness == native.fitness
+    assert r.envs["cartpole"]["seed_returns"] == native.envs["cartpole"]["seed_returns"]
 
 
 def test_eval_cli_time_limit(tmp_path):

@@ -57,3 +57,81 @@ def test_expressions_compile_to_jax_and_report_unknowns():
     with pytest.raises(ExpressionError, match="cannot parse"):
         compile_expression("r +* A", names)
     assert complexity(parse_expression("r*A + 1", names)) >= 4
+
+
+SIG = "def f(ratio, advantage, epsilon):\n"
+
+
+@pytest.mark.parametrize("body, needle", [
+    ("    return jax._src.config.os.system('touch /tmp/x')", "jax._src"),
+    ("    jnp.save('/tmp/x', ratio)\n    return ratio", "save"),
+    ("    return jnp.load('/tmp/x')", "load"),
+    ("    return jnp.fromfile('/tmp/x')", "fromfile"),
+    ("    return jax.pure_callback(lambda x: x, ratio, ratio)", "pure_callback"),
+    ("    jax.debug.callback(print, ratio)\n    return ratio", "jax.debug"),
+    ("    return jax.experimental.io_callback(print, None, ratio)", "jax.experimental"),
+    ("    return jax.lax.infeed(ratio)", "infeed"),
+    ("    return getattr(jnp, 'sa' + 've')", "getattr"),
+    ("    return ().__class__.__base__", "__base__"),
+    ("    return f.__globals__", "__globals__"),
+    ("    return (lambda: 0).__code__", "__code__"),
+    ("    return (x for x in ()).gi_frame", "gi_frame"),
+    ("    return vars()", "vars"),
+    ("    return globals()", "globals"),
+    ("    return '{0.__class__}'.format(ratio)", "format"),
+    ("    return jnp.clip.__wrapped__", "__wrapped__"),
+    ("    return jnp.clip.func_globals", "func_globals"),
+    ("    return type(ratio)", "type"),
+])
+def test_attacks_are_refused_naming_what_is_allowed(body, needle):
+    with pytest.raises(ProgramError) as err:
+        load_program(SIG + body, LPO_SIG)
+    assert err.value.kind == "forbidden" and needle in str(err.value)
+    assert "allowed" in str(err.value) or "offer" in str(err.value)
+
+
+@pytest.mark.parametrize("header", ["import os", "import jax._src", "from jax import _src",
+                                    "from jax._src import config", "import numpy as np",
+                                    "from jax import random", "import subprocess"])
+def test_imports_beyond_the_allowed_modules_are_refused(header):
+    with pytest.raises(ProgramError) as err:
+        load_program(header + "\n" + SIG + "    return ratio", LPO_SIG)
+    assert err.value.kind == "forbidden" and "allowed" in str(err.value)
+
+
+@pytest.mark.parametrize("header", ["import flax.linen as nn", "from flax import linen as nn",
+                                    "import jax.numpy as jnp", "from jax import numpy as jnp, lax",
+                                    "import jax", "import math", "from jax.nn import relu"])
+def test_allowed_imports_work(header):
+    f = load_program(header + "\n" + SIG + "    return jax.nn.relu(ratio - 1) * advantage", LPO_SIG)
+    np.testing.assert_allclose(np.asarray(f(jnp.asarray([2.0]), jnp.ones(1), 0.2)), [1.0])
+
+
+def test_proxies_hold_only_allowed_names():
+    from sandbox.checks import program_namespace
+    ns = program_namespace()
+    for module, name in [("jnp", "save"), ("jnp", "load"), ("jax", "_src"), ("jax", "debug"),
+                         ("jax", "experimental"), ("jax", "pure_callback"), ("nn", "Module")]:
+        assert not hasattr(ns[module], name), (module, name)
+    assert not hasattr(ns["jax"].lax, "infeed") and hasattr(ns["jax"].lax, "cond")
+    assert "open" not in ns["__builtins__"] and "getattr" not in ns["__builtins__"]
+
+
+def test_every_family_warm_start_passes_and_computes_the_same():
+    import inspect
+    import textwrap
+
+    import jax
+
+    for name in ("lpo", "open", "open_ff", "no_features"):
+        family = get_family(name)
+        native = family.warm_start_fn()
+        src = "import jax.numpy as jnp\nimport flax.linen as nn\n" + textwrap.dedent(
+            inspect.getsource(native))
+        loaded = load_program(src, family.code_signature)
+        args = [jax.random.uniform(jax.random.key(i), (5,), minval=0.5, maxval=1.5)
+                for i in range(len(family.code_signature))]
+        if name == "lpo":
+            args[-1] = 0.2
+        for a, b in zip(jax.tree.leaves(native(*args)), jax.tree.leaves(loaded(*args))):
+            assert np.array_equal(np.asarray(a), np.asarray(b)), name

@@ -130,9 +130,11 @@ def _run_eval(args: argparse.Namespace, console: Console) -> int:
     if req.seeds < 1:
         console.print("[red]error:[/] --seeds must be at least 1")
         return EXIT_USAGE
+    from sandbox.pool import SandboxUnavailable
+
     try:
         result = evaluate_request(req)
-    except (UnknownEnvError, ValueError) as exc:
+    except (UnknownEnvError, ValueError, SandboxUnavailable) as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
     if args.plot and result.curves:
@@ -192,6 +194,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _execute(config, store, console: Console) -> int:
+    from sandbox.pool import SandboxUnavailable
+
     from .config import ConfigError
     from .methods import MethodUnavailable
     from .runs import execute
@@ -200,7 +204,7 @@ def _execute(config, store, console: Console) -> int:
     console.print(f"run directory: [bold]{store.run_dir}[/]")
     try:
         status = execute(config, store)
-    except (MethodUnavailable, ConfigError) as exc:
+    except (MethodUnavailable, ConfigError, SandboxUnavailable) as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -128,6 +128,10 @@ class SandboxConfig(_Section):
     # JAX's persistent compilation cache for the workers, under <workspace>/.jax-cache/sandbox:
     # re-evaluating an identical program (warm start, resumed candidate) skips its compile
     compile_cache: bool = True
+    # the workers' jail (sandbox/jail.py, docs/sandbox.md): 'auto' jails where this machine allows
+    # and refuses LLM-written code without it; 'full' refuses to run without every layer; 'none'
+    # runs candidates unjailed (an explicit opt-out, recorded with every candidate)
+    isolation: Literal["auto", "full", "none"] = "auto"
 
 
 class WandbConfig(_Section):

@@ -17,8 +17,7 @@ import numpy as np
 
 from evaluators.envs import EnvConfig, get_env_config
 from evaluators.families import Candidate, Family, get_family
-from sandbox.checks import ProgramError, load_program
-from sandbox.expressions import ExpressionError, compile_expression
+from sandbox.exported import through_export
 from sandbox.score import score as sandbox_score
 
 from .params_io import load_params
@@ -42,7 +41,6 @@ class EvalRequest:
     timesteps: int | None = None  # None: each environment's own setting
     num_envs: int | None = None
     time_limit_s: float | None = None  # sandbox wall-clock limit; None: SandboxConfig's default
-    sandboxed: bool = True  # --code/--expr run in a sandbox worker process
 
 
 @dataclass
@@ -57,11 +55,13 @@ class EvalResult:
     curves: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     steps_per_update: dict[str, int] = field(default_factory=dict, repr=False)
     timings: dict[str, float] = field(default_factory=dict, repr=False)
+    isolation: dict[str, Any] = field(default_factory=dict, repr=False)  # sandboxed candidates
 
     def to_json(self) -> dict[str, Any]:
         return {"family": self.family, "outcome": self.outcome, "reason": self.reason,
                 "envs": self.envs, "test_envs": self.test_envs, "fitness": self.fitness,
-                "test_fitness": self.test_fitness, "timings": self.timings}
+                "test_fitness": self.test_fitness, "timings": self.timings,
+                "isolation": self.isolation}
 
 
 def resolve_envs(names: Sequence[str], timesteps: int | None, num_envs: int | None
@@ -71,18 +71,10 @@ def resolve_envs(names: Sequence[str], timesteps: int | None, num_envs: int | No
 
 
 def build_candidate(family: Family, req: EvalRequest) -> tuple[Candidate, Any]:
-    """The static candidate and its parameters; raises ProgramError/ExpressionError/ValueError."""
-    given = [x for x in (req.code, req.expr, req.params_file) if x is not None]
-    if len(given) > 1:
-        raise ValueError("give at most one of --code, --expr and --params")
-    if req.code is not None:
-        fn = load_program(req.code, family.code_signature)
-        return Candidate(kind="code", fn=fn, label="program"), {}
-    if req.expr is not None:
-        if family.symbol_names is None:
-            raise ExpressionError(f"family {family.name!r} has no symbolic form: {family.symbolic_refusal}")
-        fn = compile_expression(req.expr, family.symbol_names)
-        return Candidate(kind="symbolic", fn=fn, label=req.expr), {}
+    """The static candidate and its parameters; raises ValueError.
+
+    Trusted candidates only (warm start, networks): programs and expressions never run in this
+    process, `evaluate_request` sends them to the sandbox."""
     if req.params_file is not None:
         params, fam_name, hsize = load_params(req.params_file)
         if fam_name != family.name:
@@ -105,15 +97,14 @@ def evaluate_request(req: EvalRequest) -> EvalResult:
     family = get_family(req.family)  # unknown family: raised to the caller (a usage error)
     train_envs = resolve_envs(req.envs, req.timesteps, req.num_envs)
     test_envs = resolve_envs(req.test_envs, req.timesteps, req.num_envs)
-    if req.sandboxed and (req.code is not None or req.expr is not None):
-        if req.code is not None and req.expr is not None:
-            raise ValueError("give at most one of --code, --expr and --params")
+    given = [x for x in (req.code, req.expr, req.params_file) if x is not None]
+    if len(given) > 1:
+        raise ValueError("give at most one of --code, --expr and --params")
+    if req.code is not None or req.expr is not None:
         return _evaluate_sandboxed(family, req, train_envs + test_envs)
     try:
         candidate, meta = build_candidate(family, req)
-    except ProgramError as exc:
-        return EvalResult(family.name, exc.kind, str(exc))
-    except (ExpressionError, ValueError) as exc:
+    except ValueError as exc:
         return EvalResult(family.name, "invalid", str(exc))
     return score_candidate(family, candidate, meta, train_envs, test_envs, req.seeds, req.seed)
 
@@ -130,20 +121,26 @@ def _evaluate_sandboxed(family: Family, req: EvalRequest, envs: list[EnvConfig])
            "test_envs": list(req.test_envs), "seeds": req.seeds, "seed": req.seed,
            "timesteps": req.timesteps, "num_envs": req.num_envs}
     with SandboxPool(spares=1, time_limit_s=req.time_limit_s or cfg.time_limit_s,
-                     memory_limit_mb=cfg.memory_limit_mb, cpu_time_limit_s=cfg.cpu_time_limit_s) as pool:
+                     memory_limit_mb=cfg.memory_limit_mb, cpu_time_limit_s=cfg.cpu_time_limit_s,
+                     isolation=cfg.isolation) as pool:
         r = pool.evaluate(job)
     result = EvalResult(family.name, r.outcome, r.reason, envs=r.envs, test_envs=r.test_envs,
                         fitness=r.fitness, test_fitness=r.test_fitness,
                         curves={k: np.asarray([v], dtype=float) for k, v in r.curves.items()})
     result.steps_per_update = {e.key: e.num_steps * e.num_envs for e in envs}
     result.timings = r.timings
+    result.isolation = r.isolation
     return result
 
 
 def score_candidate(family: Family, candidate: Candidate, meta: Any, train_envs: list[EnvConfig],
                     test_envs: list[EnvConfig], seeds: int, seed: int,
                     cache: dict | None = None) -> EvalResult:
-    """In-process scoring (no sandbox); `sandbox.score.score` is the shared core."""
+    """In-process scoring of a trusted candidate; `sandbox.score.score` is the shared core.
+
+    Trusted programs go through the export boundary too, so that they score exactly as the same
+    program would in the sandbox (see `sandbox.exported.through_export`)."""
+    candidate = through_export(family, candidate, list(train_envs) + list(test_envs))
     s = sandbox_score(family, candidate, meta, train_envs, test_envs, seeds, seed, cache=cache)
     result = EvalResult(family.name, s.outcome, s.reason, envs=s.envs, test_envs=s.test_envs,
                         fitness=s.fitness, test_fitness=s.test_fitness, curves=s.curves)

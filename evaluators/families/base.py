@@ -176,6 +176,20 @@ class Family:
             return self._symbolic_algorithm(env, candidate.fn)
         raise CandidateError(f"unknown candidate kind {candidate.kind!r}")
 
+    def candidate_probe(self, candidate: Candidate) -> Callable[[], Any] | None:
+        """A pure, jittable function of nothing whose outputs `probe_verdict` judges: cheap checks
+        of a program before the (expensive) training.  None: this family has no such checks.
+
+        Split in two so that the untrusted tracer can trace it (recording how it calls the
+        candidate) while only the trusted scorer runs it and judges the result."""
+        del candidate
+        return None
+
+    def probe_verdict(self, outputs: Any) -> str | None:
+        """None if the probe's outputs are fine, else the reason the candidate is `invalid`."""
+        del outputs
+        return None
+
     def empty_meta(self) -> dict:
         """The (empty) parameter pytree of code and symbolic candidates."""
         return {}

@@ -13,9 +13,10 @@ from typing import Any, Callable, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..envs import EnvConfig
-from .base import Algorithm, Family, make_adam, ppo_clip_drift
+from .base import Algorithm, Candidate, Family, make_adam, ppo_clip_drift
 
 
 def ppo_clip(ratio, advantage, epsilon):
@@ -94,6 +95,40 @@ class LPOFamily(Family):
         """A compiled expression's drift, clamped like every drift (what training applies)."""
         out = fn(**symbol_values(ratio, advantage, clip_eps))
         return self._finish(jnp.broadcast_to(out, ratio.shape))
+
+    def candidate_probe(self, candidate: Candidate) -> Callable[[], Any] | None:
+        """Drift, its gradient in r, and the drift at r = 1 on 256 random (r, A) pairs."""
+        if candidate.kind not in ("code", "symbolic") or candidate.fn is None:
+            return None
+        fn, kind = candidate.fn, candidate.kind
+
+        def drift(ratio, advantage):
+            out = (fn(ratio, advantage, 0.2) if kind == "code"
+                   else fn(**symbol_values(ratio, advantage, 0.2)))
+            return jnp.broadcast_to(jnp.asarray(out, dtype=jnp.float32), ratio.shape)
+
+        def probe():
+            key_r, key_a = jax.random.split(jax.random.key(7))
+            ratio = jnp.exp(jax.random.uniform(key_r, (256,), minval=-0.6, maxval=0.6))
+            adv = jax.random.normal(key_a, (256,)) * 2.0
+            grad = jax.grad(lambda r: drift(r, adv).sum())(ratio)
+            return drift(ratio, adv), grad, drift(jnp.ones_like(adv), adv)
+        return probe
+
+    def probe_verdict(self, outputs: Any) -> str | None:
+        """Shape, finite, finite gradient, >= 0, and zero at r = 1 (Mirror Learning's drift)."""
+        out, grad, at_one = (np.asarray(x) for x in outputs)
+        if out.shape != (256,):
+            return f"output shape {out.shape} does not broadcast to the input shape (256,)"
+        if not np.all(np.isfinite(out)):
+            return "output is not finite (NaN or inf) for ratios in [0.55, 1.8]"
+        if not np.all(np.isfinite(grad)):
+            return "gradient with respect to ratio is not finite"
+        if float(out.min()) < -1e-6:
+            return f"drift must be >= 0 everywhere (minimum {float(out.min()):.3g})"
+        if float(np.abs(at_one).max()) > 1e-5:
+            return f"drift must be 0 at r = 1 (got up to {float(np.abs(at_one).max()):.3g})"
+        return None
 
     def _symbolic_algorithm(self, env: EnvConfig, fn: Callable) -> Algorithm:
         def drift(meta, ratio, advantage, clip_eps):

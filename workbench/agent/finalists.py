@@ -45,7 +45,8 @@ def score_finalists(config: Any, store: RunStore, pool: Any,
                            kind="symbolic" if row.kind == "symbolic" else "code",
                            label=f"held-out re-score of #{row.id}")
         record = {"fitness": r.fitness, "test_fitness": r.test_fitness, "seed": config.eval_seed,
-                  "seeds": config.seeds, "outcome": r.outcome, "reason": r.reason}
+                  "seeds": config.seeds, "outcome": r.outcome, "reason": r.reason,
+                  "isolation": r.isolation}
         store.merge_info(row.id, {HELDOUT: record})  # the columns keep the search's result
         out.append({"id": row.id, **record})
         if progress:

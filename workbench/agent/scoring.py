@@ -7,9 +7,11 @@ and the typed outcome on the candidate.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
+from sandbox.jail import probe
 from sandbox.pool import SandboxPool, SandboxResult
 from workbench.store import RunStore
 
@@ -33,18 +35,37 @@ def score_program(store: RunStore, config: Any, pool: SandboxPool, cid: int, cod
     """Evaluate `code` for candidate `cid` (already stored, outcome pending) and finish it."""
     store.emit("evaluating", {"id": cid})
     r = run_in_sandbox(store, config, pool, cid, code, config.seed, label=label)
-    info = {"timings": r.timings, "envs": r.envs, "test_envs": r.test_envs, **(extra_info or {})}
+    info = {"timings": r.timings, "envs": r.envs, "test_envs": r.test_envs,
+            "isolation": r.isolation, **(extra_info or {})}
     store.finish_candidate(cid, r.outcome, r.reason, fitness=r.fitness, test_fitness=r.test_fitness,
                            info=info)
     return r
 
 
 def open_pool(config: Any, spares: int | None = None) -> SandboxPool:
-    """A sandbox pool with the run's limits (`sandbox` section)."""
+    """A sandbox pool with the run's limits (`sandbox` section).
+
+    With `sandbox.isolation: auto`, code a language model writes is scored only inside the full
+    jail (`SandboxUnavailable` otherwise, naming the opt-out); the offline program search's edits
+    of the family's own programs may run where the machine allows less, and the run says so."""
     cs = config.sandbox
-    return SandboxPool(spares=spares or cs.workers, time_limit_s=cs.time_limit_s,
+    isolation = cs.isolation
+    if isolation == "auto" and llm_writes_code(config):
+        isolation = "full"
+    pool = SandboxPool(spares=spares or cs.workers, time_limit_s=cs.time_limit_s,
                        memory_limit_mb=cs.memory_limit_mb, cpu_time_limit_s=cs.cpu_time_limit_s,
-                       compile_cache_dir=sandbox_cache_dir(config))
+                       compile_cache_dir=sandbox_cache_dir(config), isolation=isolation)
+    if pool.isolation == "none" or not probe().full:
+        why = "sandbox.isolation: none" if pool.isolation == "none" else probe().reason
+        sys.stderr.write(f"warning: candidates run without the full sandbox jail "
+                         f"({probe().summary() if pool.isolation != 'none' else 'no jail'}; {why})\n")
+    return pool
+
+
+def llm_writes_code(config: Any) -> bool:
+    """True when a language model proposes the programs (rather than the offline mutation search)."""
+    llm = config.llm
+    return llm.loop == "tools" or llm.proposer == "llm" or (llm.proposer == "auto" and bool(llm.model or llm.models))
 
 
 def sandbox_cache_dir(config: Any) -> Path | None:

@@ -27,6 +27,7 @@ from evaluators.envs import get_env_config
 from evaluators.families import Family, get_family
 
 from .. import control
+from ..agent.scoring import open_pool
 from ..config import RunConfig, SymbolicConfig
 from ..evaluate import EvalResult, record_result
 from ..store import RunStore
@@ -113,6 +114,7 @@ def _evaluate(config: RunConfig, store: RunStore, pool: Any, cid: int, text: str
                                          num_envs=config.num_envs).steps_per_run
              for e in list(config.envs) + list(config.test_envs)}
     record_result(store, cid, result, config.symbolic.eval_seeds, config.eval_seed, steps)
+    store.merge_info(cid, {"isolation": r.isolation})
     return r.fitness
 
 
@@ -188,8 +190,6 @@ def _lineage(store: RunStore, family: Family, teacher: Teacher) -> Teacher:
 
 
 def run(config: RunConfig, store: RunStore) -> None:
-    from sandbox.pool import SandboxPool
-
     family = get_family(config.family)
     refuse_if_recurrent(family)
     cfg = config.symbolic
@@ -205,9 +205,7 @@ def run(config: RunConfig, store: RunStore) -> None:
     clip_eps = get_env_config(config.envs[0]).clip_eps if config.envs else 0.2
     bar = tqdm(total=cfg.epochs, initial=min(start, cfg.epochs), desc=f"symbolic {family.name}",
                unit="epoch", dynamic_ncols=True)
-    sb = config.sandbox
-    with SandboxPool(spares=1, time_limit_s=sb.time_limit_s, memory_limit_mb=sb.memory_limit_mb,
-                     cpu_time_limit_s=sb.cpu_time_limit_s) as pool:
+    with open_pool(config, spares=1) as pool:
         for epoch in range(start, cfg.epochs):
             data = make_data(family, teacher, epoch_key(config.seed, epoch), cfg.points,
                              cfg.batch_size, clip_eps, cfg.grad_loss)
