@@ -85,6 +85,7 @@ class _Worker:
                                      start_new_session=True)
         self.started = time.perf_counter()
         self.ready: dict[str, Any] | None = None
+        self.boot_s = 0.0  # start to ready: jail, interpreter, JAX import (hidden by spares)
 
     def read_line(self, deadline: float) -> str | None:
         sel = selectors.DefaultSelector()
@@ -120,6 +121,7 @@ class _Worker:
                 self.kill()
                 raise RuntimeError(f"sandbox {self.role} worker failed to start: {tail}")
             self.ready = hello
+            self.boot_s = time.perf_counter() - self.started
         return self.ready
 
     def ask(self, job: dict[str, Any], deadline: float) -> str | None:
@@ -285,6 +287,7 @@ class SandboxPool:
             tracer.kill()
             scorer.kill()
         result.timings = {**result.timings, "wait_s": wait_s,
+                          "boot_s": max(tracer.boot_s, scorer.boot_s),
                           "eval_wall_s": time.perf_counter() - t1}
         result.isolation = isolation
         return result
