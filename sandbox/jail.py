@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 JAIL_SCRIPT = Path(__file__).resolve()
-REPO_ROOT = JAIL_SCRIPT.parent.parent
+REPO_ROOT = JAIL_SCRIPT.parent.parent  # the repo in a source checkout; site-packages if installed
 
 # --- clone(2) / unshare(2) flags -------------------------------------------------------------
 CLONE_NEWNS = 0x00020000
@@ -305,9 +305,9 @@ def _safe_to_expose(path: str) -> bool:
     home = os.path.realpath(os.path.expanduser("~"))
     if real == "/" or real.startswith(NEVER_EXPOSED_UNDER):
         return False
-    if any(_is_within(real, s) for s in (str(REPO_ROOT), "/tmp")):
+    if any(_is_within(real, s) for s in (*_checkout(), "/tmp")):
         return False
-    return not any(_is_within(s, real) for s in (str(REPO_ROOT), home, "/tmp"))
+    return not any(_is_within(s, real) for s in (*_checkout(), home, "/tmp"))
 
 
 def _checked_dir(path: Path, what: str) -> str:
@@ -318,10 +318,24 @@ def _checked_dir(path: Path, what: str) -> str:
     home = os.path.realpath(os.path.expanduser("~"))
     if real == "/" or real == STAGING_ROOT or real.startswith(NEVER_EXPOSED_UNDER):
         raise ValueError(f"{what} {path} may not be bound into the jail")
-    if any(_is_within(s, real) for s in (home, str(REPO_ROOT))):
+    if any(_is_within(s, real) for s in (home, *_checkout())):
         raise ValueError(f"{what} {path} contains the home dir or the repo root; "
                          "pass the specific directories instead")
     return real
+
+
+@lru_cache(maxsize=1)
+def _checkout() -> tuple[str, ...]:
+    """The source checkout never exposed (its .env, runs/, ...): REPO_ROOT, unless that is one of
+    this interpreter's site-packages directories (an installed package), which holds only
+    installed code and is part of the Python installation the jail exposes read-only anyway."""
+    import site
+    import sysconfig
+
+    sites = [*site.getsitepackages(), site.getusersitepackages(),
+             sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    root = os.path.realpath(REPO_ROOT)
+    return () if root in {os.path.realpath(p) for p in sites if p} else (root,)
 
 
 def _existing(paths: Sequence[str]) -> list[str]:
@@ -515,6 +529,7 @@ def _bootstrap(spec: dict[str, Any], cmd: list[str]) -> int:
     caller_fd = _pidfd_or_none(caller)
     if os.getppid() != caller:   # the caller died before we could watch it
         return SETUP_FAILED_EXIT
+    janitor_w = _leave_janitor(caller_fd, spec.get("private_dir"))  # before unshare: outside
     uid, gid, cwd = os.getuid(), os.getgid(), os.getcwd()
     life_r, life_w = os.pipe()      # the init sees EOF here if we die before its PDEATHSIG is set
     status_r, status_w = os.pipe()  # the init reports the payload's wait status (or an error)
@@ -528,14 +543,14 @@ def _bootstrap(spec: dict[str, Any], cmd: list[str]) -> int:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # no pidfd here: thread-level fallback
     init = os.fork()
     if init == 0:
-        for fd in (life_w, status_r, caller_fd):
+        for fd in (life_w, status_r, caller_fd, janitor_w):
             if fd is not None:
                 os.close(fd)
         _init_main(spec, cmd, cwd, life_r, status_w)
     os.close(life_r)
     os.close(status_w)
     _detach_stdio()
-    return _supervise(init, caller_fd, status_r)
+    return _supervise(init, caller_fd, status_r, spec.get("private_dir"), janitor_w)
 
 
 def _write_id_maps(uid: int, gid: int) -> None:
@@ -568,8 +583,12 @@ def _detach_stdio() -> None:
     os.close(null)
 
 
-def _supervise(init: int, caller_fd: int | None, status_r: int) -> int:
-    """Wait for the init; if our caller dies or asks us to stop, kill the whole jail."""
+def _supervise(init: int, caller_fd: int | None, status_r: int,
+               private_dir: str | None = None, janitor_w: int | None = None) -> int:
+    """Wait for the init; if our caller dies or asks us to stop, kill the whole jail.
+
+    When the caller dies (kill -9: it cannot clean up) the private dir is removed here too (and
+    by the janitor, `_leave_janitor`, which also covers a payload that had already ended)."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: _teardown(init, signum))
     init_fd = _pidfd_or_none(init)
@@ -577,19 +596,66 @@ def _supervise(init: int, caller_fd: int | None, status_r: int) -> int:
     while watched:
         ready, _, _ = select.select(watched, [], [])
         if caller_fd in ready:
-            _teardown(init, signal.SIGKILL)
+            _teardown(init, signal.SIGKILL, private_dir)
         if init_fd in ready:
             break
     _, init_status = os.waitpid(init, 0)
+    if janitor_w is not None:
+        os.write(janitor_w, b"1")  # a normal end: the janitor keeps watching the caller
     return _outcome(_read_reports(status_r), init_status)
 
 
-def _teardown(init: int, signum: int) -> NoReturn:
+def _remove_tree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _leave_janitor(caller_fd: int | None, private_dir: str | None) -> int | None:
+    """Fork a process that removes `private_dir` if our caller dies before it does; returns the
+    write end of the pipe on which we tell it that the payload ended normally.
+
+    Forked before the namespaces are made (a fork inside the new PID namespace fails once its
+    init has died) and kept in our process group.  The caller uses the private dir until it is
+    done with the worker (it reads the worker's log there), then kills the worker's process group,
+    which ends the janitor too, and removes the dir itself; the janitor also leaves within a
+    second of the dir's removal by anyone, and at once if we die before the payload ended (we
+    were killed on purpose: the caller cleans up, or its pool's sweep does).  A caller killed
+    first (kill -9) removes nothing: the janitor, watching its pidfd, removes the dir and exits."""
+    if caller_fd is None or not private_dir:
+        return None
+    done_r, done_w = os.pipe()
+    if os.fork() != 0:
+        os.close(done_r)
+        return done_w
+    try:
+        os.close(done_w)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        watched = [caller_fd, done_r]
+        while os.path.isdir(private_dir):
+            ready = select.select(watched, [], [], 1.0)[0]
+            if caller_fd in ready:
+                _remove_tree(private_dir)
+                break
+            if done_r in ready:
+                if not os.read(done_r, 1):
+                    break  # we died before the payload ended
+                watched.remove(done_r)
+    finally:
+        os._exit(0)
+
+
+def _teardown(init: int, signum: int, remove: str | None = None) -> NoReturn:
     try:
         os.kill(init, signal.SIGKILL)   # the init's death kills the whole PID namespace
         os.waitpid(init, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
+    if remove:  # our caller died and cannot remove the private dir it made for us
+        _remove_tree(remove)
     _die_by_signal(signum)
 
 

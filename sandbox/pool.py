@@ -20,24 +20,32 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Sequence
 
 from sandbox.jail import jail_command, probe
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CODE_DIRS = (REPO_ROOT / "evaluators", REPO_ROOT / "sandbox")  # all a worker may read of the repo
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the repo in a checkout, else site-packages
+# all a worker may read of the project: the packages it imports, where this process found them
+# (the repo's evaluators/ and sandbox/ in a checkout, site-packages' in an installed package)
+CODE_DIRS = tuple(Path(find_spec(name).origin).resolve().parent
+                  for name in ("evaluators", "sandbox"))
+# the worker's PYTHONPATH: the directories holding those packages
+CODE_PATH = os.pathsep.join(dict.fromkeys(str(d.parent) for d in CODE_DIRS))
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
 STARTUP_LIMIT_S = 300.0
 DIR_PREFIX = "wb-sandbox-"  # + role-<pid of the pool's process>-<random>: the owner is on the name
+# the parent's own compilation cache: a scorer is given the pool's cache explicitly, a tracer none
+PARENT_ONLY = ("JAX_COMPILATION_CACHE_DIR",)
 TRACER_FAILURES = ("invalid", "forbidden", "crashed", "oom")  # all a tracer's reply may claim
 
 
 def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The parent's environment minus anything that looks like a secret."""
     env = {k: v for k, v in os.environ.items()
-           if not any(m in k.upper() for m in SECRET_MARKERS)}
-    env["PYTHONPATH"] = str(REPO_ROOT)
+           if not any(m in k.upper() for m in SECRET_MARKERS) and k not in PARENT_ONLY}
+    env["PYTHONPATH"] = CODE_PATH
     env.setdefault("JAX_PLATFORMS", "cpu")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
@@ -157,7 +165,8 @@ class _Worker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while `pid` names a process (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -178,7 +187,7 @@ def sweep_stale_dirs(root: str | Path | None = None) -> list[Path]:
             pid = int(path.name[len(DIR_PREFIX):].split("-")[1])
         except (IndexError, ValueError):
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed

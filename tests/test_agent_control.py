@@ -3,7 +3,7 @@
 import threading
 import time
 
-from workbench.agent import control
+from workbench import control
 from workbench.config import build_config
 from workbench.runs import create_run, execute
 
@@ -35,13 +35,13 @@ def test_approve_with_edit_then_reject(tmp_path):
     t = threading.Thread(target=lambda: result.setdefault("status", execute(cfg, store)))
     t.start()
     first = _wait_for_approval(store)
-    control.approve(store, first, code=EDITED)
+    control.decide(store, first, "edit", EDITED)
     second = None
     end = time.time() + 120
     while second in (None, first) and time.time() < end:
         second = _wait_for_approval(store)
         time.sleep(0.1)
-    control.reject(store, second, "not this one")
+    control.decide(store, second, "reject", reason="not this one")
     t.join(timeout=180)
     assert result["status"] == "finished"
     a, b = store.candidate(first), store.candidate(second)
@@ -58,10 +58,10 @@ def test_user_message_reaches_llm_prompt(tmp_path):
     cid = store.add_candidate(method="warm_start", kind="code", label="warm-start",
                               source=EDITED, source_hash="h")
     store.finish_candidate(cid, "ok", fitness=0.5)
-    control.send_message(store, "try a smaller clip range")
+    control.inject_message(store, "try a smaller clip range")
     src = LLMSource(cfg, get_family("lpo"))
-    msgs, parent = src.build_messages(store, control.take_inbox(store))
+    msgs, parent = src.build_messages(store, control.take_messages(store))
     text = msgs[1]["content"]
     assert "try a smaller clip range" in text and "fitness 0.5000" in text and parent[0] == cid
     assert "m = beta" not in text  # the LPO task, not an optimiser task
-    assert control.take_inbox(store) == []
+    assert control.take_messages(store) == []

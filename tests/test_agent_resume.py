@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.agent import control
+from workbench import control
 from workbench.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ def test_stop_control_and_resume_with_more_budget(tmp_path):
                         "llm": {"proposer": "mutation", "generations": 3},
                         "sandbox": {"time_limit_s": 60}})
     store = create_run(cfg, run_dir)
-    control.stop(store)  # stop before anything is proposed
+    control.request_stop(store)  # stop before anything is proposed
     assert execute(cfg, store) == "stopped" and not store.candidates()
     # resume clears the stale stop and runs to the budget; messages hold the feedback
     assert execute(cfg, store) == "finished"

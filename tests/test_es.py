@@ -78,10 +78,14 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
     for name in ("mean", "adam_m", "adam_v", "key"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert (a.sigma, a.lr, a.best_fitness) == (b.sigma, b.lr, b.best_fitness)
+    with RunStore(tmp_path / "full", readonly=True) as s:
+        full_steps = s.run_info()["env_steps"]
     with RunStore(tmp_path / "killed") as s:
         assert s.run_info()["status"] == "finished"
         gens = [c.generation for c in s.candidates()]
         assert gens == sorted(set(gens)) and gens[-1] == 6  # each saved mean recorded once
+        # generations redone after the kill are not counted twice
+        assert s.run_info()["env_steps"] == full_steps
 
 
 def test_eval_from_a_stored_run(tmp_path):

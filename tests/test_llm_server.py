@@ -68,7 +68,12 @@ def test_scripted_llm_run(server, tmp_path, monkeypatch):
     assert rows[-2].outcome == "nan" or rows[-2].fitness < rows[-1].fitness
     assert not os.path.exists("/tmp/escaped.txt")
     # code a model wrote ran only under the whole jail, and each row says so
-    scored = [r for r in rows if r.outcome not in ("no_code",)]
+    # (a program the screen refused never ran anywhere, so it has no isolation to report)
+    screened = [r for r in rows if "eval_wall_s" not in r.info.get("timings", {})]
+    assert [r.outcome for r in screened] == ["no_code"] + ["forbidden"] * 3, \
+        [(r.outcome, r.info.get("timings")) for r in screened]
+    scored = [r for r in rows if r not in screened]
+    assert len(scored) == len(rows) - 4
     assert scored and all(r.info["isolation"]["trace"]["net_ns"] and r.info["isolation"]["trace"]["mount_ns"]
                           for r in scored), [r.info.get("isolation") for r in scored]
     # usage recorded per call; the 429 and the slow reply were retried, not fatal

@@ -33,6 +33,10 @@ def test_scrubbed_env_drops_secrets(monkeypatch):
     env = scrubbed_env()
     assert not {"ANTHROPIC_API_KEY", "MY_TOKEN", "DB_PASSWORD"} & set(env)
     assert "PATH" in env
+    # the parent's compilation cache is not handed down: only the pool names a scorer's cache
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/tmp/parent-cache")
+    assert "JAX_COMPILATION_CACHE_DIR" not in scrubbed_env()
+    assert scrubbed_env({"JAX_COMPILATION_CACHE_DIR": "/c"})["JAX_COMPILATION_CACHE_DIR"] == "/c"
 
 
 def test_outcomes(pool):

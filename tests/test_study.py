@@ -16,15 +16,15 @@ def test_failed_run_does_not_sink_the_study(tmp_path, monkeypatch):
     tiny = ["timesteps=2048", "seeds=1", "num_envs=4", "test_envs=[]"]
     study.write_text(yaml.safe_dump({"name": "t", "runs": [
         {"name": "broken", "config": "configs/cpu/lpo_es.yaml",
-         "set": ["method=pipeline", "pipeline=[pipeline]"]},  # rejected when the method starts
+         "set": ["family=open", "method=symbolic", "symbolic.backend=operon"]},  # refused at its start
         {"name": "es", "config": "configs/cpu/lpo_es.yaml",
          "set": [*tiny, "es.generations=1", "es.popsize=2", "es.rollouts=1", "es.save_every=1"]}]}))
     events = []
     results = run_study(study, tmp_path / "out", on_run=lambda n, d, what: events.append((n, what)))
     assert results == [("broken", "failed"), ("es", "finished")]
-    assert any(n == "broken" and "cannot contain the step" in what for n, what in events)
+    assert any(n == "broken" and "OPEN is recurrent" in what for n, what in events)
     md = study_report(tmp_path / "out").read_text()
-    assert "failed: ValueError: pipeline: a pipeline cannot contain" in md
+    assert "failed: SymbolicRefused: symbolic distillation of 'open' is not possible" in md
     # re-running skips the finished run and retries the failed one
     again = run_study(study, tmp_path / "out")
     assert again == [("broken", "failed"), ("es", "finished")]

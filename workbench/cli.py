@@ -12,9 +12,21 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from .errors import error_lines, is_user_error
+
 EXIT_OK, EXIT_CANDIDATE_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def print_error(console: Console, exc: BaseException) -> int:
+    """`error: <message>` and, if the error has one, `fix: <fix>`; returns the usage exit code."""
+    first, *rest = error_lines(exc)
+    console.print(f"[red]error:[/] {escape(first)}")
+    for line in rest:
+        console.print(f"[yellow]{escape(line)}[/]" if line.startswith("fix: ") else escape(line))
+    return EXIT_USAGE
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -61,6 +73,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _from_run(args: argparse.Namespace) -> None:
     """Turn --from RUN_DIR [--candidate ID|best] into the equivalent --family/--code/... flags."""
+    from .errors import CandidateNotFound
     from .runs import open_run
 
     config, store = open_run(args.from_run)
@@ -69,16 +82,18 @@ def _from_run(args: argparse.Namespace) -> None:
         if which == "best":
             best = store.best_candidates(1)
             if not best:
-                raise ValueError(f"{args.from_run} has no candidate with outcome ok")
+                raise CandidateNotFound(f"{args.from_run} has no candidate with outcome ok, so no "
+                                        "'best'", fix="pick one with --candidate ID")
             row = best[0]
         else:
             if not which.isdigit():
-                raise ValueError(f"--candidate must be a candidate id of {args.from_run} or 'best', "
-                                 f"not {which!r}")
+                raise CandidateNotFound(f"--candidate {which!r} is not a candidate of {args.from_run}",
+                                        fix="give a candidate id of the run, or 'best'")
             try:
                 row = store.candidate(int(which))
             except KeyError as exc:
-                raise ValueError(exc.args[0]) from None
+                raise CandidateNotFound(exc.args[0], fix="give a candidate id of the run, or "
+                                        "'best'") from None
     if args.family and args.family != config.family:
         raise ValueError(f"{args.from_run} is a {config.family} run, not {args.family}")
     args.family, args.candidate = config.family, None
@@ -100,8 +115,7 @@ def _run_eval(args: argparse.Namespace, console: Console) -> int:
         try:
             _from_run(args)
         except (ValueError, FileNotFoundError) as exc:
-            console.print(f"[red]error:[/] {exc}")
-            return EXIT_USAGE
+            return print_error(console, exc)
     elif args.family is None:
         console.print("[red]error:[/] --family is required (or --from RUN_DIR)")
         return EXIT_USAGE
@@ -135,8 +149,7 @@ def _run_eval(args: argparse.Namespace, console: Console) -> int:
     try:
         result = evaluate_request(req)
     except (UnknownEnvError, ValueError, SandboxUnavailable) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return EXIT_USAGE
+        return print_error(console, exc)
     if args.plot and result.curves:
         plot_learning_curves(result.curves, result.steps_per_update, args.plot,
                              title=f"{result.family}: {req.candidate if not (req.code or req.expr or req.params_file) else 'candidate'}")
@@ -167,13 +180,26 @@ def _print_eval(result, console: Console, plot: str | None) -> None:
         console.print(f"learning curves: {plot}")
 
 
+def _config_help(kind: str) -> str:
+    """--config's help: a file, or a config bundled with the package by its name."""
+    from .resources import ResourceMissing, bundled_names_text
+
+    try:
+        names = bundled_names_text()
+    except ResourceMissing as exc:
+        names = f"(none found: {exc})"
+    example = "cpu/study" if kind == "study" else "quickstart"
+    return (f"{kind} config: a YAML file, or the name (no .yaml) of one bundled with the package, "
+            f"e.g. {example}; bundled: {names}")
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="start a run headless from a YAML config",
                        description="Start a run (ES, distillation, symbolic or LLM/mutation "
                                    "discovery) from a YAML config, with progress bars and a summary.",
-                       epilog="example: workbench run --config configs/quickstart.yaml "
-                              "--set es.popsize=16 --set envs=[cartpole]")
-    p.add_argument("--config", required=True, metavar="FILE.yaml", help="run config (see configs/)")
+                       epilog="example: workbench run --config quickstart "
+                              "--set llm.generations=4 --set envs=[cartpole]")
+    p.add_argument("--config", required=True, metavar="FILE.yaml|NAME", help=_config_help("run"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a config field, e.g. es.generations=10 (repeatable)")
     p.add_argument("--run-dir", metavar="DIR", help="where to put the run (default: under workspace)")
@@ -194,19 +220,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _execute(config, store, console: Console) -> int:
-    from sandbox.pool import SandboxUnavailable
-
-    from .config import ConfigError
-    from .methods import MethodUnavailable
     from .runs import execute
     from .summary import print_summary
 
     console.print(f"run directory: [bold]{store.run_dir}[/]")
     try:
         status = execute(config, store)
-    except (MethodUnavailable, ConfigError, SandboxUnavailable) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return EXIT_USAGE
     except KeyboardInterrupt:
         console.print(f"[yellow]stopped[/]; continue with: workbench resume {store.run_dir}")
         return 130
@@ -223,8 +242,7 @@ def _run_run(args: argparse.Namespace, console: Console) -> int:
         config = load_config(args.config, args.overrides)
         store = create_run(config, args.run_dir)
     except (ConfigError, FileExistsError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return EXIT_USAGE
+        return print_error(console, exc)
     return _execute(config, store, console)
 
 
@@ -235,8 +253,7 @@ def _run_resume(args: argparse.Namespace, console: Console) -> int:
     try:
         config, store = open_run(args.run_dir, args.overrides)
     except (FileNotFoundError, ConfigError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return EXIT_USAGE
+        return print_error(console, exc)
     return _execute(config, store, console)
 
 
@@ -262,8 +279,7 @@ def _run_report(args: argparse.Namespace, console: Console) -> int:
     try:
         path = write_report(args.path)
     except FileNotFoundError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return EXIT_USAGE
+        return print_error(console, exc)
     console.print(f"report: [bold]{path}[/]")
     return EXIT_OK
 
@@ -302,8 +318,7 @@ def _run_compare(args: argparse.Namespace, console: Console) -> int:
                   "num_envs": args.num_envs or config.num_envs}
         rows = compare(args.run_dir, args.candidates, **fields)
     except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return EXIT_USAGE
+        return print_error(console, exc)
     if args.json:
         print(json.dumps([{"candidate": r.candidate, "outcome": r.result.outcome,
                            "fitness": r.result.fitness, "diff_mean": r.diff_mean,
@@ -329,25 +344,24 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
                        description="Run every run listed in a study file into STUDY_DIR (finished "
                                    "runs are skipped, unfinished ones resumed), then write the "
                                    "comparison report.",
-                       epilog="example: workbench study --config configs/study_cpu.yaml --dir runs/study")
-    p.add_argument("--config", required=True, metavar="STUDY.yaml")
+                       epilog="example: workbench study --config cpu/study --dir runs/study-cpu")
+    p.add_argument("--config", required=True, metavar="STUDY.yaml|NAME", help=_config_help("study"))
     p.add_argument("--dir", required=True, metavar="STUDY_DIR")
     p.set_defaults(handler=_run_study)
 
 
 def _run_study(args: argparse.Namespace, console: Console) -> int:
-    from .config import ConfigError
+    from .config import ConfigError, resolve_config
     from .report import study_report
     from .study import run_study
 
     try:
-        results = run_study(args.config, args.dir,
+        results = run_study(resolve_config(args.config), args.dir,
                             on_run=lambda name, d, what: console.print(
                                 f"[bold]== {name}[/] -> {d}" if what == "start"
                                 else f"[red]== {name}: {what}[/]"))
     except ConfigError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return EXIT_USAGE
+        return print_error(console, exc)
     for name, status in results:
         console.print(f"{name}: {status}")
     console.print(f"report: [bold]{study_report(args.dir)}[/]")
@@ -398,7 +412,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_tui("runs")
         parser.print_help()
         return EXIT_USAGE
-    return args.handler(args, console)
+    try:
+        return args.handler(args, console)
+    except Exception as exc:  # noqa: BLE001 - a user error is two lines, a bug keeps its traceback
+        if not is_user_error(exc):
+            raise
+        return print_error(console, exc)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import CandidateNotFound
 from .evaluate import EvalRequest, EvalResult, evaluate_request
 from .runs import open_run
 
@@ -36,15 +37,18 @@ def request_for(run_dir: str | Path, which: str, **fields) -> tuple[str, EvalReq
         if which == "best":
             rows = store.best_candidates(1)
             if not rows:
-                raise ValueError(f"{run_dir} has no candidate with outcome ok")
+                raise CandidateNotFound(f"{run_dir} has no candidate with outcome ok, so no 'best'",
+                                        fix="name a candidate id, or 'warm-start'")
             row = rows[0]
         else:
             if not str(which).isdigit():
-                raise ValueError(f"candidate {which!r}: use an id of {run_dir}, 'best' or 'warm-start'")
+                raise CandidateNotFound(f"candidate {which!r} is not a candidate reference",
+                                        fix=f"use an id of {run_dir}, 'best' or 'warm-start'")
             try:
                 row = store.candidate(int(which))
             except KeyError as exc:
-                raise ValueError(exc.args[0]) from None
+                raise CandidateNotFound(exc.args[0], fix=f"use an id of a candidate of {run_dir}, "
+                                        "'best' or 'warm-start'") from None
     label = f"#{row.id} {row.label or row.kind}"
     if row.kind == "code":
         return label, EvalRequest(family=config.family, code=row.source, **fields)
@@ -63,10 +67,8 @@ def _seed_returns(result: EvalResult) -> np.ndarray:
 
 def compare(run_dir: str | Path, candidates: Sequence[str], **fields) -> list[Compared]:
     """Evaluate each candidate on the same seeds; differences are against the first one."""
-    out: list[Compared] = []
-    for which in candidates:
-        label, req = request_for(run_dir, which, **fields)
-        out.append(Compared(label, evaluate_request(req)))
+    requests = [request_for(run_dir, which, **fields) for which in candidates]  # all refs first
+    out = [Compared(label, evaluate_request(req)) for label, req in requests]
     ref = _seed_returns(out[0].result)
     for c in out[1:]:
         mine = _seed_returns(c.result)

@@ -7,10 +7,17 @@ are errors, and every error names the field, what was wrong and how to fix it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import WorkbenchError
+
+# the ES strategy implemented here (workbench.methods.open_es); any other name is an evosax one
+OWN_ES_STRATEGY = "open_es"
+# the methods `method: pipeline` can chain, in the order a pipeline usually runs them
+PIPELINE_STEPS = ("es", "distill", "symbolic", "llm")
 
 
 class _Section(BaseModel):
@@ -20,7 +27,7 @@ class _Section(BaseModel):
 class ESConfig(_Section):
     """Black-box learning with evolution strategies (SPEC §4)."""
 
-    strategy: str = "open_es"  # the original's OpenAI-ES, or any evosax strategy name (e.g. SNES)
+    strategy: str = OWN_ES_STRATEGY  # the original's OpenAI-ES, or any evosax strategy name (e.g. SNES)
     generations: int = Field(800, ge=1)
     popsize: int = Field(64, ge=2)
     lr: float = Field(0.03, gt=0)
@@ -41,6 +48,8 @@ class ESConfig(_Section):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, name: str) -> str:
+        if name == OWN_ES_STRATEGY:  # no JAX / evosax import for the default
+            return name
         from workbench.methods.evosax_strategy import UnknownStrategyError, check_strategy_name
         try:
             return check_strategy_name(name)
@@ -92,6 +101,13 @@ class SymbolicConfig(_Section):
     time_limit_s: float | None = Field(None, gt=0)  # wall-clock cap per fit; None: no cap
 
 
+class LLMPrice(_Section):
+    """What a model costs, in USD per million tokens (e.g. {input: 0.15, output: 0.6})."""
+
+    input: float = Field(ge=0)  # prompt tokens
+    output: float = Field(ge=0)  # completion tokens
+
+
 class LLMConfig(_Section):
     """LLM discovery and its offline twin, program mutation (SPEC §7)."""
 
@@ -103,6 +119,10 @@ class LLMConfig(_Section):
     generations: int = Field(30, ge=1)
     max_candidates: int | None = None
     max_cost_usd: float | None = None
+    # the price of llm.model(s); when set, every call's cost is counted from its tokens with it
+    # (instead of litellm's price map), so max_cost_usd holds for models litellm has no price for
+    # (local servers, new models); None: litellm's price, and an unpriced model counts as $0
+    price_per_mtok: LLMPrice | None = None
     wall_time_s: float | None = None
     temperature: float | None = None
     request_timeout_s: float = Field(120.0, gt=0)
@@ -166,11 +186,30 @@ class RunConfig(_Section):
     @field_validator("envs", "test_envs")
     @classmethod
     def _known_envs(cls, names: list[str]) -> list[str]:
-        from evaluators.envs import UnknownEnvError, get_env_config
+        if not names:
+            return names
+        from evaluators.envs import UnknownEnvError, get_env_config  # imports JAX (gymnax)
         try:
             return [get_env_config(n).key for n in names]
         except UnknownEnvError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("pipeline")
+    @classmethod
+    def _known_steps(cls, steps: list[str]) -> list[str]:
+        bad = [s for s in steps if s not in PIPELINE_STEPS]
+        if bad:
+            raise ValueError(f"pipeline: unknown step {bad[0]!r} (allowed steps: "
+                             f"{', '.join(PIPELINE_STEPS)}); fix the spelling, e.g. "
+                             f"pipeline=[es,distill,symbolic,llm]")
+        return steps
+
+    @model_validator(mode="after")
+    def _pipeline_has_steps(self) -> "RunConfig":
+        if self.method == "pipeline" and not self.pipeline:
+            raise ValueError("pipeline: empty, but method is 'pipeline'; list its steps (allowed: "
+                             f"{', '.join(PIPELINE_STEPS)}), e.g. pipeline=[es,distill,symbolic,llm]")
+        return self
 
     @model_validator(mode="after")
     def _tool_mode_has_a_model(self) -> "RunConfig":
@@ -194,7 +233,7 @@ def tool_mode_problem(llm: LLMConfig) -> str | None:
     return None
 
 
-class ConfigError(ValueError):
+class ConfigError(WorkbenchError, ValueError):
     """A config problem, phrased as 'field: what is wrong; how to fix it'."""
 
 
@@ -208,6 +247,9 @@ def _format_validation(exc: ValidationError) -> str:
                          f"(valid keys: {', '.join(_valid_keys(parent))})")
         elif err["type"] == "value_error" and not err["loc"]:  # a rule across fields: its own words
             lines.append(str(err["ctx"]["error"]))
+        elif err["type"] == "value_error":  # a validator's own words, which name the fix
+            text = str(err["ctx"]["error"])
+            lines.append(text if text.startswith(f"{field}:") else f"{field}: {text}")
         else:
             msg = err["msg"]
             given = err.get("input")
@@ -220,8 +262,10 @@ def _valid_keys(dotted: str) -> list[str]:
     model: type[BaseModel] = RunConfig
     for part in [p for p in dotted.split(".") if p]:
         ann = model.model_fields[part].annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
+        for option in (ann, *get_args(ann)):  # `Section | None` too
+            if isinstance(option, type) and issubclass(option, BaseModel):
+                model = option
+                break
     return sorted(model.model_fields)
 
 
@@ -248,12 +292,31 @@ def build_config(data: dict[str, Any] | None = None, overrides: list[str] = ()) 
         raise ConfigError(_format_validation(exc)) from None
 
 
+def resolve_config(text: str | Path) -> Path:
+    """The config file `text` names: an existing file is itself; a name without .yaml (and not
+    a file) is the bundled config of that name (`quickstart`, `cpu/lpo_es`, `cpu/study`); any
+    other text is taken as a path (reading it then says what is wrong)."""
+    from .resources import bundled_config, bundled_names_text, is_config_name
+
+    path = Path(text)
+    if path.is_file() or not is_config_name(str(text)):
+        return path
+    found = bundled_config(str(text))
+    if found is None:
+        raise ConfigError(f"{text}: no such file and no bundled config of that name; give a "
+                          f"FILE.yaml or a bundled config's name: {bundled_names_text()}")
+    return found
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
-    path = Path(path)
+    """A run config from a file or a bundled config's name (see `resolve_config`)."""
+    path = resolve_config(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}; check the path") from None
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}; check the path, or name a "
+                          "bundled config without .yaml (e.g. quickstart, cpu/lpo_es; "
+                          "`workbench run --help` lists them)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -1,12 +1,15 @@
 """Steering a running run through its store: pause, resume, stop, injected messages, approvals.
 
-The TUI (or any other reader) and the process running a method share nothing but the run's
-SQLite store, so the whole protocol lives in the store's `state` table plus `events`:
+This is the one steering protocol: the TUI, the CLI and every method (the discovery agent, its
+tool loop, ES, distillation, symbolic) use these functions and nothing else.  The UI and the
+process running a method share nothing but the run's SQLite store, so the whole protocol lives in
+the store's `state` table plus `events`:
 
     state key                    written by       meaning
     control.paused               UI               true while the user wants the run paused
     control.stop                 UI               a one-shot stop request (cleared when honoured)
     control.inbox                UI -> method     ids of user messages not yet taken by the method
+    <key given to take_messages> method           ids taken for one step (kept until it re-runs)
     control.approval.<cid>       method / UI      {"status": "pending"|"approve"|"edit"|"reject",
                                                    "source": edited text or null}
 
@@ -28,16 +31,16 @@ What a method's loop must do (the LLM/mutation agent and any long method):
   UI can show a progress bar.
 
 Everything here is a plain function over a `RunStore`; writes that read-modify-write one key run
-in an IMMEDIATE transaction so two processes cannot lose each other's updates.
+in an IMMEDIATE transaction so two processes cannot lose each other's updates.  The UI's requests
+accept a read-only store (the TUI's): they write through `RunStore.writer()`, a short-lived
+writable connection, so the reader itself never writes.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from .store import RunStore
 
@@ -62,42 +65,33 @@ class Decision:
     reason: str = ""
 
 
-@contextmanager
-def _transaction(store: RunStore) -> Iterator[None]:
-    """An IMMEDIATE transaction on the store's connection (cross-process read-modify-write)."""
-    with store._lock:  # noqa: SLF001 - the store's own lock and connection, by design
-        store._conn.execute("BEGIN IMMEDIATE")  # noqa: SLF001
-        try:
-            yield
-        except BaseException:
-            store._conn.execute("ROLLBACK")  # noqa: SLF001
-            raise
-        store._conn.execute("COMMIT")  # noqa: SLF001
-
-
 # -- requests made by the UI --------------------------------------------------------------------
 def request_pause(store: RunStore) -> None:
     """Ask the run to pause at its next `checkpoint`."""
-    store.set_state(PAUSED, True)
-    store.emit("control", {"request": "pause"})
+    with store.writer() as w, w.transaction():
+        w.set_state(PAUSED, True)
+        w.emit("control", {"request": "pause"})
 
 
 def request_resume(store: RunStore) -> None:
     """Lift a pause; a blocked `checkpoint` returns within its poll interval."""
-    store.set_state(PAUSED, False)
-    store.emit("control", {"request": "resume"})
+    with store.writer() as w, w.transaction():
+        w.set_state(PAUSED, False)
+        w.emit("control", {"request": "resume"})
 
 
 def request_stop(store: RunStore) -> None:
     """Ask the run to stop at its next `checkpoint` (a paused run stops too)."""
-    store.set_state(STOP, True)
-    store.emit("control", {"request": "stop"})
+    with store.writer() as w, w.transaction():
+        w.set_state(STOP, True)
+        w.emit("control", {"request": "stop"})
 
 
 def clear_requests(store: RunStore) -> None:
     """Forget pause and stop requests; the UI calls this before it resumes a stopped run."""
-    store.set_state(PAUSED, False)
-    store.set_state(STOP, False)
+    with store.writer() as w, w.transaction():
+        w.set_state(PAUSED, False)
+        w.set_state(STOP, False)
 
 
 def is_paused(store: RunStore) -> bool:
@@ -113,9 +107,9 @@ def inject_message(store: RunStore, text: str) -> int:
     text = text.strip()
     if not text:
         raise ValueError("message is empty; type some text before sending")
-    mid = store.add_message("user", text, {"source": "tui"})
-    with _transaction(store):
-        store.set_state(INBOX, list(store.get_state(INBOX, [])) + [mid])
+    with store.writer() as w, w.transaction():  # stored and queued together, or neither
+        mid = w.add_message("user", text, {"source": "tui"})
+        w.set_state(INBOX, list(w.get_state(INBOX, [])) + [mid])
     return mid
 
 
@@ -136,16 +130,25 @@ def decide(store: RunStore, candidate_id: int, decision: str,
     if decision == "edit" and not (edited_source or "").strip():
         raise ValueError("an 'edit' decision needs the edited source")
     key = f"{APPROVAL}{candidate_id}"
-    with _transaction(store):
-        current = store.get_state(key)
-        if current is None:
-            raise KeyError(f"candidate {candidate_id} is not waiting for approval")
-        if current.get("status") != "pending":
-            raise ValueError(f"candidate {candidate_id} was already decided "
-                             f"({current.get('status')})")
-        store.set_state(key, {"status": decision, "source": edited_source, "reason": reason})
-    store.emit("approval", {"id": candidate_id, "decision": decision})
+    with store.writer() as w:
+        with w.transaction():
+            current = w.get_state(key)
+            if current is None:
+                raise KeyError(f"candidate {candidate_id} is not waiting for approval")
+            if current.get("status") != "pending":
+                raise ValueError(f"candidate {candidate_id} was already decided "
+                                 f"({current.get('status')})")
+            w.set_state(key, {"status": decision, "source": edited_source, "reason": reason})
+        w.emit("approval", {"id": candidate_id, "decision": decision})
     return Decision(candidate_id, decision, edited_source, reason)
+
+
+def decision(store: RunStore, candidate_id: int) -> Decision | None:
+    """The user's decision on a candidate, or None while it is pending (or never requested)."""
+    state = store.get_state(f"{APPROVAL}{candidate_id}") or {}
+    if state.get("status") not in DECISIONS:
+        return None
+    return Decision(candidate_id, state["status"], state.get("source"), state.get("reason") or "")
 
 
 # -- calls made by a method's loop ---------------------------------------------------------------
@@ -170,11 +173,21 @@ def checkpoint(store: RunStore, poll_s: float = 0.2) -> None:
         time.sleep(poll_s)
 
 
-def take_messages(store: RunStore) -> list[str]:
-    """Texts the user injected since the last call (already stored as user messages)."""
-    with _transaction(store):
-        ids = list(store.get_state(INBOX, []))
-        store.set_state(INBOX, [])
+def take_messages(store: RunStore, key: str | None = None) -> list[str]:
+    """Texts the user injected since the last call (already stored as user messages).
+
+    The inbox is read and emptied in one IMMEDIATE transaction, so a message injected meanwhile
+    is either taken now or left for the next call, never lost.  With `key` (one per step, e.g.
+    the generation) the taken ids are also kept under `key`, and a later call with the same key
+    returns them again (plus anything new): a step killed before its checkpoint and re-run does
+    not lose the messages it had taken."""
+    with store.transaction():
+        ids = list(store.get_state(INBOX, []) or [])
+        if key is not None:
+            ids = list(store.get_state(key, []) or []) + ids
+            store.set_state(key, ids)
+        if store.get_state(INBOX) is not None:
+            store.set_state(INBOX, [])
     if not ids:
         return []
     by_id = {m["id"]: m["content"] for m in store.messages() if m["id"] in set(ids)}
@@ -184,7 +197,7 @@ def take_messages(store: RunStore) -> list[str]:
 def request_approval(store: RunStore, candidate_id: int) -> None:
     """Mark a stored candidate as waiting for the user (idempotent across resumes)."""
     key = f"{APPROVAL}{candidate_id}"
-    with _transaction(store):
+    with store.transaction():
         if store.get_state(key) is None:
             store.set_state(key, {"status": "pending", "source": None, "reason": ""})
             created = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -44,17 +45,48 @@ def print_summary(store: RunStore, console: Console) -> None:
     console.print("candidates: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
 
 
+@dataclass
+class RunRow:
+    """One line of a runs list (`workbench runs`, the TUI's runs screen)."""
+
+    path: Path
+    name: str
+    family: str
+    method: str
+    status: str  # `interrupted`: stored as running, but its owner process is gone
+    best: float | None
+    candidates: int
+    cost: float
+    created: float
+    owner: dict | None = None
+
+
+def read_run(path: Path, workspace: Path | None = None) -> RunRow:
+    """A run's list row, read through a read-only connection (never writes to a live run)."""
+    with RunStore(path, readonly=True) as store:
+        info = store.run_info() or {}
+        best = store.best_candidates(1)
+        n = store._all("SELECT COUNT(*) FROM candidates")[0][0]  # noqa: SLF001 - cheap count
+    name = str(path)
+    if workspace is not None:
+        try:
+            name = str(Path(path).relative_to(workspace))
+        except ValueError:
+            pass
+    return RunRow(Path(path), name, info.get("family", "?"), info.get("method", "?"),
+                  info.get("status", "?"), best[0].fitness if best else None, int(n),
+                  float(info.get("cost_usd", 0.0)), float(info.get("created", 0.0)),
+                  info.get("owner"))
+
+
 def runs_table(run_dirs: Iterable[Path]) -> Table:
     table = Table(title="runs")
     for col in ("run", "family", "method", "status", "best", "candidates", "cost $", "age"):
         table.add_column(col)
     for d in run_dirs:
-        with RunStore(d) as store:
-            info = store.run_info() or {}
-            best = store.best_candidates(1)
-            n = len(store.candidates())
-        age = time.time() - info.get("created", time.time())
-        table.add_row(str(d), info.get("family", "?"), info.get("method", "?"),
-                      info.get("status", "?"), f"{best[0].fitness:.4f}" if best else "-", str(n),
-                      f"{info.get('cost_usd', 0):.2f}", f"{age / 3600:.1f} h")
+        r = read_run(d)
+        age = time.time() - (r.created or time.time())
+        table.add_row(str(d), r.family, r.method, r.status,
+                      "-" if r.best is None else f"{r.best:.4f}", str(r.candidates),
+                      f"{r.cost:.2f}", f"{age / 3600:.1f} h")
     return table

@@ -14,11 +14,12 @@ import jax
 
 from evaluators.families import Family
 
+from .errors import WorkbenchError
 from .params_io import load_params, save_params
 from .store import RunStore
 
 
-class TeacherError(ValueError):
+class TeacherError(WorkbenchError, ValueError):
     """A teacher spec that cannot be resolved; the message says what to write instead."""
 
 

@@ -6,6 +6,14 @@ LangGraph checkpoints after every node into RUN_DIR/agent.sqlite (a sibling of r
 checkpointer's connection never contends with the store's).  After a `kill -9` the graph restarts
 at the node that was running: a candidate killed mid-evaluation is re-evaluated, nothing recorded
 before is redone.
+
+`propose` is idempotent per generation, because its side effects (a paid model call, a candidate
+row) come before its checkpoint: the proposal is recorded under `agent.proposal.<generation>` in
+the same transaction that adds its cost, the candidate row and its id in one more, and the
+user messages it took are kept under `agent.inbox.<generation>`.  A `propose` re-run after a kill
+(or after it returned but before LangGraph saved its checkpoint) reuses the recorded reply and
+the existing row: the model is not asked (nor paid) twice and no `pending` row is left behind.
+Steering (pause, stop, messages, approvals) is `workbench.control`, the one protocol.
 """
 
 from __future__ import annotations
@@ -21,16 +29,19 @@ from langgraph.graph import END, START, StateGraph
 from evaluators.families import get_family
 from sandbox.checks import ProgramError, screen_source
 from sandbox.pool import SandboxPool
+from workbench.proposers import Proposal
 from workbench.proposers.program_hash import program_hash
 from workbench.store import RunStore
 
-from . import control
-from .. import control as ui_control
+from .. import control
 from .scoring import open_pool, score_program
 from .sources import make_source
 
 CHECKPOINT_DB = "agent.sqlite"
 THREAD = {"configurable": {"thread_id": "discovery"}, "recursion_limit": 1_000_000}
+PROPOSAL_KEY = "agent.proposal.{gen}"  # the proposal of a generation, then its candidate id
+INBOX_KEY = "agent.inbox.{gen}"  # the user messages a generation's proposal was shown
+PROPOSAL_FIELDS = ("name", "code", "thought", "parents", "operator", "outcome", "usage")
 
 
 class AgentState(TypedDict, total=False):
@@ -82,42 +93,69 @@ def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any =
     source = make_source(config, family)
     tick = wall_clock(store)
 
+    def wait_or_stop() -> bool:
+        """Wait out a pause; True when a stop was requested (the run ends as stopped)."""
+        while control.is_paused(store) and not control.stop_requested(store):
+            time.sleep(0.5)
+        if control.stop_requested(store):
+            store.set_state("final_status", "stopped")
+            return True
+        return False
+
     def propose(state: AgentState) -> AgentState:
         gen = state.get("generation", 0)
-        while control.paused(store) and not control.wants_stop(store):
-            time.sleep(0.5)
-        if control.wants_stop(store):
-            store.set_state("final_status", "stopped")
+        key = PROPOSAL_KEY.format(gen=gen)
+        record = store.get_state(key)
+        if wait_or_stop():
             return {"done": True}
-        why = budget_left(config, store, config.llm.max_candidates or config.llm.generations)
-        if why:
-            store.emit("agent", {"stop": why})
-            store.set_state("final_status", "finished")
-            return {"done": True}
-        prop = source.propose(store, gen, control.take_inbox(store))
+        if record is None:  # nothing asked for this generation yet (else: re-run after a kill)
+            why = budget_left(config, store, config.llm.max_candidates or config.llm.generations)
+            if why:
+                store.emit("agent", {"stop": why})
+                store.set_state("final_status", "finished")
+                return {"done": True}
+            prop = source.propose(store, gen, control.take_messages(store, INBOX_KEY.format(gen=gen)))
+            record = {f: getattr(prop, f) for f in PROPOSAL_FIELDS} | {"cid": None}
+            with store.transaction():  # the reply and its cost together: paid once
+                store.set_state(key, record)
+                if prop.usage.get("cost_usd"):
+                    store.add_cost(usd=prop.usage["cost_usd"])
+        if record.get("cid") is None:
+            record = {**record, "cid": add_proposal(gen, record)}
+            # (the row and the record's cid were written in one transaction by add_proposal)
+        row = store.candidate(record["cid"])
+        if row.outcome in ("no_code", "duplicate"):
+            return {"pending": None, "last": row.id}
+        return {"pending": row.id}
+
+    def add_proposal(gen: int, record: dict[str, Any]) -> int:
+        """The generation's candidate row (final at once if it has no code or is a duplicate),
+        its message, and its id in the proposal record, in one transaction."""
+        prop = Proposal(**{f: record[f] for f in PROPOSAL_FIELDS})
         method = "warm_start" if prop.operator == "warm_start" else source.method
         info = {"thought": prop.thought, "operator": prop.operator, "usage": prop.usage}
-        if prop.usage.get("cost_usd"):
-            store.add_cost(usd=prop.usage["cost_usd"])
-        if prop.code is None:
-            cid = store.add_candidate(method=method, kind="code", label=prop.name, parents=prop.parents,
-                                      generation=gen, info=info)
-            store.finish_candidate(cid, "no_code", prop.thought or "the proposer produced no program")
-            return {"pending": None, "last": cid}
-        digest = program_hash(prop.code)
-        lineage = store.candidate(prop.parents[0]).info.get("lineage", prop.parents[0]) if prop.parents else None
-        info["lineage"] = lineage
-        earlier = store.find_by_hash(digest)
-        cid = store.add_candidate(method=method, kind="code", label=prop.name, source=prop.code,
-                                  parents=prop.parents, generation=gen, source_hash=digest, info=info)
-        if lineage is None:
-            store.finish_candidate(cid, "pending", info={"lineage": cid})
-        if earlier is not None:
-            store.finish_candidate(cid, "duplicate", f"identical to candidate {earlier.id}",
-                                   fitness=earlier.fitness)
-            return {"pending": None, "last": cid}
-        store.add_message("assistant", prop.code, {"candidate": cid, "thought": prop.thought})
-        return {"pending": cid}
+        with store.transaction():
+            if prop.code is None:
+                cid = store.add_candidate(method=method, kind="code", label=prop.name,
+                                          parents=prop.parents, generation=gen, info=info)
+                store.finish_candidate(cid, "no_code", prop.thought or "the proposer produced no program")
+            else:
+                digest = program_hash(prop.code)
+                lineage = (store.candidate(prop.parents[0]).info.get("lineage", prop.parents[0])
+                           if prop.parents else None)
+                earlier = store.find_by_hash(digest)
+                cid = store.add_candidate(method=method, kind="code", label=prop.name, source=prop.code,
+                                          parents=prop.parents, generation=gen, source_hash=digest,
+                                          info={**info, "lineage": lineage})
+                if lineage is None:
+                    store.merge_info(cid, {"lineage": cid})
+                if earlier is not None:
+                    store.finish_candidate(cid, "duplicate", f"identical to candidate {earlier.id}",
+                                           fitness=earlier.fitness)
+                else:
+                    store.add_message("assistant", prop.code, {"candidate": cid, "thought": prop.thought})
+            store.set_state(PROPOSAL_KEY.format(gen=gen), {**record, "cid": cid})
+        return cid
 
     def screen(state: AgentState) -> AgentState:
         cid = state["pending"]
@@ -135,23 +173,20 @@ def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any =
         row = store.candidate(cid)
         code = row.source
         if config.llm.approval:
-            store.set_state("agent.awaiting_approval", [cid])
-            store.emit("approval", {"id": cid})
-            ui_control.request_approval(store, cid)  # the TUI's approvals tab lists it
+            control.request_approval(store, cid)  # the TUI's approvals tab lists it
             while (decision := control.decision(store, cid)) is None:
-                if control.wants_stop(store):
+                if control.stop_requested(store):
                     # Leave before this node completes: the last checkpoint still points at
                     # `evaluate`, so a resume waits for this same candidate again, and the run is
                     # recorded as stopped (returning "done" here ended the graph as finished).
                     store.set_state("final_status", "stopped")
-                    raise ui_control.StopRequested(f"stopped while candidate {cid} awaited approval")
+                    raise control.StopRequested(f"stopped while candidate {cid} awaited approval")
                 time.sleep(0.5)
-            store.set_state("agent.awaiting_approval", [])
-            if decision["decision"] == "reject":
-                store.finish_candidate(cid, "invalid", decision.get("reason", "rejected by the user"))
+            if decision.decision == "reject":
+                store.finish_candidate(cid, "invalid", decision.reason or "rejected by the user")
                 return {"pending": None, "last": cid}
-            if decision.get("code"):
-                code = decision["code"]
+            if decision.decision == "edit" and decision.source:
+                code = decision.source
         score_program(store, config, pool, cid, code, row.label,
                       {"edited_source": code} if code != row.source else None)
         return {"pending": None, "last": cid}
@@ -196,8 +231,7 @@ def drive(graph: Any, thread: dict[str, Any], store: RunStore, initial: dict[str
     default writes them in the background, and a `kill -9` then loses steps that already ran."""
     snap = graph.get_state(thread)
     if store.get_state("final_status") == "stopped":  # the stop ended the previous session
-        store.set_state(control.CONTROL_KEY, {})
-        ui_control.clear_requests(store)
+        control.clear_requests(store)
         store.set_state("final_status", "running")
     if not snap.values:
         graph.invoke(initial, thread, durability="sync")

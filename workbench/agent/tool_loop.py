@@ -30,11 +30,13 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
 from evaluators.families import get_family
+from workbench import control
 from workbench.control import StopRequested
-from workbench.proposers.llm import PROMPTS, LLMClient, task_text
+from workbench.errors import LLMRequestRejected
+from workbench.proposers.llm import LLMClient, task_text
+from workbench.resources import prompt
 from workbench.store import RunStore
 
-from . import control
 from .graph import CHECKPOINT_DB, budget_left, drive, wall_clock
 from .scoring import open_pool
 from .tools import TOOL_SCHEMAS, call_tool
@@ -56,10 +58,10 @@ class ToolLoopState(TypedDict, total=False):
 def first_messages(config: Any) -> list[dict[str, Any]]:
     """The system prompt (tools, plan, rules) and the family's task."""
     family = get_family(config.family)
-    system = (PROMPTS / "tools_system.md").read_text().format(
+    system = prompt("tools_system.md").format(
         family=family.name, description=family.description, envs=", ".join(config.envs),
         max_tool_steps=config.llm.max_tool_steps)
-    start = (PROMPTS / "tools_start.md").read_text().format(task=task_text(family))
+    start = prompt("tools_start.md").format(task=task_text(family))
     return [{"role": "system", "content": system}, {"role": "user", "content": start}]
 
 
@@ -91,9 +93,9 @@ def build_tool_graph(config: Any, store: RunStore, pool: Any, progress: Any = No
 
     def halted(state: ToolLoopState) -> str | None:
         """Wait out a pause; then 'stopped' on a stop request, a budget message, or None."""
-        while control.paused(store) and not control.wants_stop(store):
+        while control.is_paused(store) and not control.stop_requested(store):
             time.sleep(0.5)
-        if control.wants_stop(store):
+        if control.stop_requested(store):
             store.set_state("final_status", "stopped")
             store.emit("agent", {"stop": "stop requested"})
             return "stopped"
@@ -108,7 +110,7 @@ def build_tool_graph(config: Any, store: RunStore, pool: Any, progress: Any = No
 
     def agent(state: ToolLoopState) -> ToolLoopState:
         msgs = list(state.get("messages") or [])
-        inbox = control.take_inbox(store)  # already stored as user messages by the controls
+        inbox = control.take_messages(store)  # already stored as user messages by the controls
         msgs += [{"role": "user", "content": text} for text in inbox]
         if state.get("final") and not inbox:
             return {"done": True}  # the conversation ended and nobody has said anything since
@@ -120,6 +122,8 @@ def build_tool_graph(config: Any, store: RunStore, pool: Any, progress: Any = No
         if cached is None:
             try:
                 message, usage = client.complete(model, msgs, tools=TOOL_SCHEMAS)
+            except LLMRequestRejected:
+                raise  # bad key, unknown model, ...: the run fails with the provider's message
             except Exception as exc:  # noqa: BLE001 - retries are spent: stop, resume asks again
                 why = f"model call failed after retries: {type(exc).__name__}: {str(exc)[:300]}"
                 store.emit("agent", {"stop": why})
@@ -128,8 +132,9 @@ def build_tool_graph(config: Any, store: RunStore, pool: Any, progress: Any = No
                 tick()
                 return {"messages": msgs, "done": True, "final": False}
             cached = {"message": _assistant_dict(message, turn), "usage": usage, "model": model}
-            store.set_state(REPLY_KEY.format(turn=turn), cached)
-            store.add_cost(usd=usage.get("cost_usd", 0.0))
+            with store.transaction():  # the reply and its cost together: paid once
+                store.set_state(REPLY_KEY.format(turn=turn), cached)
+                store.add_cost(usd=usage.get("cost_usd", 0.0))
             reply = cached["message"]
             calls = reply.get("tool_calls", [])
             text = "\n".join([reply["content"]] * bool(reply["content"]) + [

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from workbench.errors import WorkbenchError
+
 METHODS: dict[str, str] = {
     "es": "workbench.methods.es",
     "distill": "workbench.methods.distill",
@@ -18,8 +20,8 @@ METHODS: dict[str, str] = {
 }
 
 
-class MethodUnavailable(RuntimeError):
-    pass
+class MethodUnavailable(WorkbenchError, RuntimeError):
+    fix = f"use one of the methods {', '.join(METHODS)}, or an installation that has this one"
 
 
 def get_method(name: str) -> ModuleType:

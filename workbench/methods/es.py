@@ -30,6 +30,7 @@ from .evosax_strategy import OWN_STRATEGY, EvosaxState, EvosaxStrategy
 from .open_es import ESState, OpenES
 
 CHECKPOINT = Path("checkpoints") / "es_state.npz"
+COUNTED_KEY = "es_cost_counted_through"  # the last generation whose env steps are in the run's cost
 
 
 def _envs(names: list[str], config: RunConfig) -> list[EnvConfig]:
@@ -106,15 +107,21 @@ def run(config: RunConfig, store: RunStore) -> ESResult:
     while state.generation < es_cfg.generations:
         population, noise, state, k_eval = strategy.ask(state)
         meta = unravel_pop(population)
-        per_env = []
+        per_env, steps = [], 0
         for i, ev in enumerate(evaluators):
             scores = ev(meta, jax.random.fold_in(k_eval, i))
             per_env.append(scores.normalized)
-            store.add_cost(env_steps=scores.env_steps)
+            steps += int(scores.env_steps)
         fitness = np.mean(per_env, axis=0)
         fitness = np.where(np.isfinite(fitness), fitness,
                            np.mean([e.normalise(NAN_RETURN, family.normaliser) for e in train_envs]))
         state = strategy.tell(state, noise, fitness)
+        # Each generation's steps count once: generations after the last checkpoint are redone
+        # on resume (bit-identically), and were already counted by the killed session.
+        with store.transaction():
+            if state.generation > int(store.get_state(COUNTED_KEY, 0) or 0):
+                store.add_cost(env_steps=steps)
+                store.set_state(COUNTED_KEY, state.generation)
         store.log_metrics(state.generation, {
             "best_fitness": float(np.max(fitness)), "mean_fitness": float(np.mean(fitness)),
             "worst_fitness": float(np.min(fitness)), "sigma": state.sigma, "lr": state.lr})
@@ -143,6 +150,10 @@ def _record_mean(config, store, family, state, unravel, hsize, parent, test_envs
     save_params(store.run_dir / rel, params, family.name, hsize)
     # a kill between recording and finishing leaves a pending row: finish that one, not a copy
     existing = [c for c in store.candidates() if c.method == "es" and c.generation == state.generation]
+    if existing and existing[0].outcome != "pending":  # scored (and its cost counted) before a kill
+        store.set_state("es_last_mean_candidate", existing[0].id)
+        store.set_state("es_last_mean_generation", state.generation)
+        return existing[0].id
     if existing:
         cid = existing[0].id
     else:

@@ -18,10 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from workbench.errors import WorkbenchError
+
 OWN_STRATEGY = "open_es"
 
 
-class UnknownStrategyError(ValueError):
+class UnknownStrategyError(WorkbenchError, ValueError):
     pass
 
 

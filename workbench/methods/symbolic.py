@@ -29,6 +29,7 @@ from evaluators.families import Family, get_family
 from .. import control
 from ..agent.scoring import open_pool
 from ..config import RunConfig, SymbolicConfig
+from ..errors import WorkbenchError
 from ..evaluate import EvalResult, record_result
 from ..store import RunStore
 from ..symbolic.backends import Backend, search_settings, select_backend
@@ -44,8 +45,11 @@ TEACHER_KEY = "symbolic.teacher_candidate"
 TEACHER_FILE = Path("params") / "symbolic_teacher.npz"
 
 
-class SymbolicRefused(ValueError):
+class SymbolicRefused(WorkbenchError, ValueError):
     """The family has no symbolic form (OPEN is recurrent); raised before anything runs."""
+
+    fix = ("distil OPEN into a network instead (method: distill), or run symbolic on lpo, open_ff "
+           "or no_features")
 
 
 @dataclass

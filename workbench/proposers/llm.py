@@ -1,11 +1,14 @@
 """The LLM proposer: any litellm model (or an OpenAI-compatible server via `api_base`).
 
-The prompt is rebuilt every generation from data files under prompts/ and the run store — the
-family's task, the top-k archive with fitness, the last outcome and any user messages — instead of
-replaying a conversation that grows without bound.  Replies are JSON `{thought, name, code}`, or
-SEARCH/REPLACE edits against the best parent in `diff` mode (with a full-rewrite fallback).  A reply
-that yields no program becomes a `no_code` candidate; API errors are retried with backoff and, when
-retries run out, also end as `no_code`, so the run goes on.
+The prompt is rebuilt every generation from the bundled prompts/ (`workbench.resources`) and the
+run store — the family's task, the top-k archive with fitness, the last outcome and any user
+messages — instead of replaying a conversation that grows without bound.  Replies are JSON
+`{thought, name, code}`, or SEARCH/REPLACE edits against the best parent in `diff` mode (with a
+full-rewrite fallback).  A reply that yields no program becomes a `no_code` candidate; retryable
+API errors (429, timeouts, 5xx) are retried with backoff and, when retries run out, also end as
+`no_code`, so the run goes on.  An error no retry can fix (bad API key, unknown model, malformed
+request) stops the run at once with the provider's message (`LLMRequestRejected`), instead of
+recording `no_code` on every generation.
 """
 
 from __future__ import annotations
@@ -13,16 +16,52 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from evaluators.families import Family
+from workbench.errors import LLMRequestRejected
 from workbench.proposers import Proposal
+from workbench.resources import prompt
 
-PROMPTS = Path(__file__).resolve().parent.parent.parent / "prompts"
 RETRYABLE = ("RateLimitError", "Timeout", "APIConnectionError", "ServiceUnavailableError",
              "InternalServerError", "APIError")
+# HTTP statuses of requests that fail the same way however often they are sent
+FATAL_STATUS = {400: "bad request", 401: "authentication failed", 403: "permission denied",
+                404: "not found", 422: "unprocessable request"}
+
+
+def rejection(exc: Exception, model: str, cfg: Any) -> LLMRequestRejected | None:
+    """The `LLMRequestRejected` for an error no retry can fix, or None (retryable or unknown).
+
+    A content-policy refusal is about one reply, not the settings, so it is not fatal."""
+    import litellm
+
+    if isinstance(exc, litellm.ContentPolicyViolationError):
+        return None
+    status = getattr(exc, "status_code", None)
+    fatal_types = (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.NotFoundError,
+                   litellm.BadRequestError, litellm.UnprocessableEntityError)
+    if not isinstance(exc, fatal_types) and status not in FATAL_STATUS:
+        return None
+    if isinstance(exc, (litellm.AuthenticationError, litellm.PermissionDeniedError)) or status in (401, 403):
+        where = (f"the {cfg.api_key_env} variable" if cfg.api_key_env
+                 else "the provider's key variable, e.g. OPENAI_API_KEY")
+        fix = (f"check the API key ({where}, in the environment or .env; llm.api_key_env names "
+               f"another variable)")
+    elif isinstance(exc, litellm.NotFoundError) or status == 404:
+        fix = (f"check llm.model {model!r}" + (f" and llm.api_base {cfg.api_base!r}" if cfg.api_base else "")
+               + " (litellm names look like gpt-4o-mini, anthropic/..., or openai/NAME with llm.api_base)")
+    elif isinstance(exc, litellm.ContextWindowExceededError):
+        fix = "lower llm.archive_top_k, or use a model with a longer context"
+    else:
+        fix = "check llm.model, llm.api_base and llm.temperature for this provider"
+    what = FATAL_STATUS.get(status, type(exc).__name__)
+    message = " ".join(str(exc).split())[:400]  # the provider's words, on one line
+    return LLMRequestRejected(f"model {model!r}: {what} ({status or type(exc).__name__}): {message}",
+                              fix=fix + "; then continue the run with `workbench resume RUN_DIR`")
 
 
 def read_dotenv(path: Path = Path(".env")) -> dict[str, str]:
@@ -83,6 +122,27 @@ class LLMClient:
         self.api_key = env.get(cfg.api_key_env) if cfg.api_key_env else None
         if self.api_key is None and cfg.api_base:
             self.api_key = env.get("OPENAI_API_KEY", "sk-no-key")  # local servers often need none
+        self.unpriced: set[str] = set()  # models already warned about (no price known)
+
+    def cost(self, model: str, resp: Any, prompt_tokens: float, completion_tokens: float) -> float:
+        """USD of one call: from `llm.price_per_mtok` when set, else litellm's price map; a model
+        with no known price counts as $0, with a warning (once per model) that says so."""
+        price = getattr(self.cfg, "price_per_mtok", None)
+        if price is not None:
+            return (prompt_tokens * price.input + completion_tokens * price.output) / 1e6
+        import litellm
+        try:
+            return float(litellm.completion_cost(completion_response=resp) or 0.0)
+        except Exception:  # noqa: BLE001 - unknown (e.g. local) models have no price
+            pass
+        if model not in self.unpriced:
+            self.unpriced.add(model)
+            budget = (f"llm.max_cost_usd (${self.cfg.max_cost_usd:g}) is not enforced"
+                      if self.cfg.max_cost_usd is not None else "the run's cost shows $0")
+            sys.stderr.write(f"warning: no price is known for model {model!r}, so its calls count "
+                             f"as $0 and {budget}; set llm.price_per_mtok: {{input: USD, output: USD}} "
+                             f"(per million tokens) to count them\n")
+        return 0.0
 
     def complete(self, model: str, messages: list[dict[str, Any]],
                  tools: list[dict[str, Any]] | None = None) -> tuple[Any, dict[str, float]]:
@@ -106,18 +166,19 @@ class LLMClient:
                 resp = litellm.completion(**kwargs)
             except Exception as exc:  # noqa: BLE001 - classified below
                 last_err = exc
+                rejected = rejection(exc, model, self.cfg)
+                if rejected is not None:
+                    raise rejected from None
                 if type(exc).__name__ in RETRYABLE or "timeout" in str(exc).lower():
                     time.sleep(self.cfg.retry_base_s * (2 ** attempt))
                     continue
                 raise
             usage = getattr(resp, "usage", None)
-            try:
-                cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
-            except Exception:  # noqa: BLE001 - unknown (e.g. local) models have no price
-                cost = 0.0
-            info = {"prompt_tokens": float(getattr(usage, "prompt_tokens", 0) or 0),
-                    "completion_tokens": float(getattr(usage, "completion_tokens", 0) or 0),
-                    "cost_usd": cost, "attempts": float(attempt + 1)}
+            prompt_tokens = float(getattr(usage, "prompt_tokens", 0) or 0)
+            completion_tokens = float(getattr(usage, "completion_tokens", 0) or 0)
+            info = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                    "cost_usd": self.cost(model, resp, prompt_tokens, completion_tokens),
+                    "attempts": float(attempt + 1)}
             return resp.choices[0].message, info
         raise RuntimeError(f"{type(last_err).__name__}: {last_err}")
 
@@ -126,7 +187,7 @@ def task_text(family: Family) -> str:
     """The family's task prompt with its warm-start program filled in."""
     from workbench.agent.sources import warm_start_source
 
-    return (PROMPTS / family.name / "task.md").read_text().replace(
+    return prompt(f"{family.name}/task.md").replace(
         "{warm_start}", warm_start_source(family).strip())
 
 
@@ -142,12 +203,11 @@ class LLMSource:
         self.models = self.client.models
         if not self.models:
             raise ValueError("llm.model or llm.models must name at least one model for proposer 'llm'")
-        fam_dir = PROMPTS / family.name
-        self.system = (PROMPTS / ("system_diff.md" if self.cfg.mode == "diff" else "system.md")).read_text()
+        self.system = prompt("system_diff.md" if self.cfg.mode == "diff" else "system.md")
         from workbench.agent.sources import warm_start_source
         self.warm_start = warm_start_source(family)
         self.task = task_text(family)
-        self.feedback = (fam_dir / "feedback.md").read_text()
+        self.feedback = prompt(f"{family.name}/feedback.md")
 
     # -- prompt ---------------------------------------------------------------------------
     def build_messages(self, store: Any, inbox: list[str]) -> tuple[list[dict[str, str]], tuple[int, str] | None]:
@@ -188,6 +248,8 @@ class LLMSource:
         messages, parent = self.build_messages(store, inbox)
         try:
             reply, usage = self._complete(model, messages)
+        except LLMRequestRejected:
+            raise  # no retry or later generation can fix it: the run stops with the reason
         except Exception as exc:  # noqa: BLE001 - the run goes on without this proposal
             return Proposal(name="llm-error", code=None, outcome="no_code",
                             thought=f"model call failed after retries: {str(exc)[:500]}",

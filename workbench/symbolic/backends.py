@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from ..config import SymbolicConfig
+from ..errors import WorkbenchError
 
 PYSR_PROBE_TIMEOUT_S = 120.0
 
@@ -31,7 +32,7 @@ BINARY = ("+", "-", "*", "/", "max", "min")
 UNARY = ("square", "neg", "tanh", "abs", "exp", "relu")
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(WorkbenchError, RuntimeError):
     """The requested backend cannot run here; the message says why and what to use instead."""
 
 

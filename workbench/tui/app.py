@@ -121,7 +121,7 @@ class WorkbenchApp(App):
         out = []
         for d in sorted(dirs):
             if (d / DB_NAME).exists():
-                with RunStore(d) as store:
+                with RunStore(d, readonly=True) as store:
                     if (store.run_info() or {}).get("status") == "running":
                         out.append(d)
         return out

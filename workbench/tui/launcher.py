@@ -12,7 +12,6 @@ import yaml
 from ..config import RunConfig
 from ..runs import new_run_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_NAME = "process.log"
 
 
@@ -49,4 +48,4 @@ class ProcessLauncher:
         log = open(Path(run_dir) / LOG_NAME, "ab")
         return subprocess.Popen([sys.executable, "-m", "workbench.cli", *args],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, cwd=str(REPO_ROOT))
+                                start_new_session=True)  # the caller's cwd: relative paths agree

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -13,38 +12,14 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ...runs import list_runs
-from ...store import RunStore
+from ...store import StoreVersionError
+from ...summary import RunRow, read_run
 from .modals import ConfirmModal
 
+__all__ = ["RunRow", "RunsScreen", "age", "read_run"]
+
 STATUS_STYLE = {"running": "bold green", "finished": "cyan", "stopped": "yellow",
-                "failed": "bold red", "created": "dim"}
-
-
-@dataclass
-class RunRow:
-    path: Path
-    name: str
-    family: str
-    method: str
-    status: str
-    best: float | None
-    candidates: int
-    cost: float
-    created: float
-
-
-def read_run(path: Path, workspace: Path) -> RunRow:
-    with RunStore(path) as store:
-        info = store.run_info() or {}
-        best = store.best_candidates(1)
-        n = store._all("SELECT COUNT(*) FROM candidates")[0][0]  # noqa: SLF001 - cheap count
-    try:
-        name = str(path.relative_to(workspace))
-    except ValueError:
-        name = str(path)
-    return RunRow(path, name, info.get("family", "?"), info.get("method", "?"),
-                  info.get("status", "?"), best[0].fitness if best else None, int(n),
-                  float(info.get("cost_usd", 0.0)), float(info.get("created", 0.0)))
+                "failed": "bold red", "created": "dim", "interrupted": "bold magenta"}
 
 
 def age(seconds: float) -> str:
@@ -89,8 +64,8 @@ class RunsScreen(Screen):
         for p in list_runs(ws):
             try:
                 self._rows.append(read_run(p, ws))
-            except sqlite3.Error:
-                continue  # a run whose store is being created right now: next refresh
+            except (sqlite3.Error, StoreVersionError):
+                continue  # a store being created right now (next refresh), or unreadable here
 
         self._rows.sort(key=lambda r: -r.created)
         table = self.query_one(DataTable)
@@ -134,6 +109,9 @@ class RunsScreen(Screen):
         if row.status == "finished":
             self.notify("that run has finished; nothing to resume", severity="warning")
             return
+        if row.status == "interrupted":  # its owner died (kill -9, reboot): take it over
+            self.notify(f"{row.name} was interrupted (its process "
+                        f"{(row.owner or {}).get('pid', '?')} is gone); resuming it")
         self.app.resume_run(row.path)
         self.action_refresh()
 
