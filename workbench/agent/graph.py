@@ -173,6 +173,7 @@ def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any =
         row = store.candidate(cid)
         code = row.source
         if config.llm.approval:
+            store.emit("approval", {"id": cid})  # the agent waits (again, after a resume)
             control.request_approval(store, cid)  # the TUI's approvals tab lists it
             while (decision := control.decision(store, cid)) is None:
                 if control.stop_requested(store):
