@@ -7,6 +7,8 @@ candidate is awaited again → reject → the run finishes.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -100,7 +102,13 @@ def test_real_agent_approve_stop_while_awaiting_resume(tmp_path):
             assert launcher.procs[1].wait(30) == 0, where()
             assert view.cands[2].outcome == "invalid"
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    finally:  # a failed wait must not leave a run behind, awaiting an approval forever
+        for proc in launcher.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(30)
     with RunStore(state["run_dir"]) as s:
         assert [c.outcome for c in s.candidates()] == ["ok", "invalid"]
         assert s.run_info()["status"] == "finished"
