@@ -7,16 +7,18 @@ bit-identical: the data of step k depends on k alone.  A fixed test set, drawn o
 key, gives the test loss and the variance of the target, so "loss / target variance" is a
 scale-free measure of fit.
 
-Families:
-- open_ff, no_features: MSE between the teacher's and the student's update on a batch of synthetic
-  parameters; open_ff's target is the stochastic update, both nets seeing the same noise.
-- open (recurrent): teacher and student GRUs are unrolled on the same synthetic gradient sequence,
-  each moving its own parameters; the loss is the MSE of the final parameters (backprop through a
-  `lax.scan`).  The target variance is that of the teacher's displacement p_T - p_0, since both
-  trajectories start at the same p_0.
-- lpo: MSE between the gradients w.r.t. the ratio of the per-sample policy loss -(r A - drift), at
-  fresh random (ratio, advantage) points (and optionally the whole grid).  Unlike the original the
-  loss is not divided by the number of points, which made its targets ~1e-6.
+Tasks, chosen by `Family.teacher_inputs` (the families using each in brackets):
+- parameters (open_ff, no_features): MSE between the teacher's and the student's update on a
+  batch of synthetic parameters; open_ff's target is the stochastic update, both nets seeing the
+  same noise.
+- trajectories (open, recurrent): teacher and student GRUs are unrolled on the same synthetic
+  gradient sequence, each moving its own parameters; the loss is the MSE of the final parameters
+  (backprop through a `lax.scan`).  The target variance is that of the teacher's displacement
+  p_T - p_0, since both trajectories start at the same p_0.
+- ratio_advantage (lpo): MSE between the gradients w.r.t. the ratio of the per-sample policy loss
+  -(r A - drift), at fresh random (ratio, advantage) points (and optionally the whole grid).
+  Unlike the original the loss is not divided by the number of points, which made its targets
+  ~1e-6.
 
 Instead of synthetic inputs, every family can train on inputs recorded from a real PPO run of the
 teacher (`evaluators.recording`, then `recorded_task`): the synthetic distributions are guesses,
@@ -169,11 +171,12 @@ def _lpo_task(family: Family, teacher: Any, batch_size: int, clip_eps: float,
 def make_task(family: Family, teacher: Any, teacher_hsize: int, student_hsize: int, *,
               batch_size: int, seq_length: int = 100, clip_eps: float = 0.2,
               with_grid: bool = False) -> DistillTask:
-    """The distillation task of `family` (by name: lpo, open, open_ff, no_features)."""
+    """The distillation task of `family`, shaped by what its teacher is queried on
+    (`Family.teacher_inputs`), so a new family picks a task without an edit here."""
     teacher = jax.lax.stop_gradient(teacher)
-    if family.name == "lpo":
+    if family.teacher_inputs == "ratio_advantage":
         return _lpo_task(family, teacher, batch_size, clip_eps, with_grid)
-    if family.name == "open":
+    if family.teacher_inputs == "trajectories":
         return _recurrent_task(family, teacher, teacher_hsize, student_hsize,
                                lambda key: _unroll_inputs(key, batch_size, seq_length))
     return _feed_forward_task(family, teacher, teacher_hsize, student_hsize,
@@ -246,10 +249,11 @@ def recorded_unroll_task(family: Family, teacher: Any, teacher_hsize: int, stude
 def recorded_task(family: Family, teacher: Any, teacher_hsize: int, student_hsize: int,
                   recorded: Any, batch_size: int, clip_eps: float, seq_length: int = 100
                   ) -> DistillTask:
-    """The task on inputs from `evaluators.recording.record_inputs` for the same family."""
-    if family.name == "lpo":
+    """The task on inputs from `evaluators.recording.record_inputs` for the same family (both
+    follow `Family.teacher_inputs`, so the recorded data has the shape the task expects)."""
+    if family.teacher_inputs == "ratio_advantage":
         return recorded_lpo_task(family, teacher, *recorded, batch_size, clip_eps)
-    if family.name == "open":
+    if family.teacher_inputs == "trajectories":
         return recorded_unroll_task(family, teacher, teacher_hsize, student_hsize, recorded,
                                     batch_size, seq_length)
     return recorded_optimiser_task(family, teacher, teacher_hsize, student_hsize, recorded,

@@ -1,30 +1,25 @@
-"""Environment registry: gymnax tasks with their PPO settings and fitness normalisers.
+"""Environment registry: gymnax (and Brax) tasks with their PPO settings and fitness normalisers.
 
 Every number for the original environments comes from the original system's per-environment
 config (SPEC §3).  The extra discrete gymnax tasks (Acrobot, MountainCar, Catch, ...) carry settings
 and baselines we chose; their `baseline_source` says so.  Configs are frozen dataclasses so they
 can be closed over by `jit` and hashed; use `EnvConfig.scaled` to shrink a run for a CPU.
+
+The registry is a static table: importing it (to check a config's environment names, say) imports
+neither JAX nor gymnax.  Environments are built and stepped in `vec_env.py`, which imports them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, NamedTuple
-
-import gymnax
-import jax
-import jax.numpy as jnp
+from typing import Any
 
 __all__ = [
     "EnvConfig",
     "ENVS",
     "get_env_config",
     "env_names",
-    "make_env",
-    "EpisodeState",
-    "env_reset",
-    "env_step",
     "UnknownEnvError",
 ]
 
@@ -103,7 +98,7 @@ class EnvConfig:
             )
         return new
 
-    def normalise(self, final_return: jax.Array, normaliser: str) -> jax.Array:
+    def normalise(self, final_return: Any, normaliser: str) -> Any:
         """Map a raw return to 'fraction of the tuned baseline' (1.0 = matches it)."""
         top = self.ppo_temp if normaliser == "ppo" else self.sgd_temp
         return (final_return - self.return_floor) / (top - self.return_floor)
@@ -182,44 +177,3 @@ def get_env_config(name: str) -> EnvConfig:
             f"(gymnax ids such as 'CartPole-v1' work too)"
         )
     return ENVS[key]
-
-
-# --------------------------------------------------------------------------------------------
-# Stepping with episode statistics (the 'log wrapper' of purejaxrl, for gymnax 1.0's 6-tuple API)
-# --------------------------------------------------------------------------------------------
-
-class EpisodeState(NamedTuple):
-    env_state: Any
-    episode_return: jax.Array
-    episode_length: jax.Array
-    returned_episode_return: jax.Array  # return of the most recently finished episode
-    returned_episode_length: jax.Array
-
-
-def make_env(cfg: EnvConfig) -> tuple[Any, Any]:
-    return gymnax.make(cfg.gymnax_id)
-
-
-def env_reset(env: Any, params: Any, key: jax.Array) -> tuple[jax.Array, EpisodeState]:
-    obs, state = env.reset(key, params)
-    zero = jnp.zeros((), jnp.float32)
-    return (jnp.reshape(obs, (-1,)).astype(jnp.float32),
-            EpisodeState(state, zero, jnp.zeros((), jnp.int32), zero, jnp.zeros((), jnp.int32)))
-
-
-def env_step(env: Any, params: Any, key: jax.Array, state: EpisodeState, action: jax.Array
-             ) -> tuple[jax.Array, EpisodeState, jax.Array, jax.Array]:
-    """Step with gymnax's auto-reset; returns (obs, state, reward, done)."""
-    obs, env_state, reward, terminated, truncated, _ = env.step(key, state.env_state, action, params)
-    done = jnp.logical_or(terminated, truncated)
-    reward = jnp.asarray(reward, jnp.float32)
-    ep_ret = state.episode_return + reward
-    ep_len = state.episode_length + 1
-    new = EpisodeState(
-        env_state=env_state,
-        episode_return=ep_ret * (1 - done),
-        episode_length=ep_len * (1 - done),
-        returned_episode_return=jnp.where(done, ep_ret, state.returned_episode_return),
-        returned_episode_length=jnp.where(done, ep_len, state.returned_episode_length),
-    )
-    return jnp.reshape(obs, (-1,)).astype(jnp.float32), new, reward, done

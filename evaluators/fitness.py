@@ -101,21 +101,19 @@ class PopulationEvaluator:
     """
 
     def __init__(self, family: Family, candidate: Candidate, env: EnvConfig, pop_size: int,
-                 num_seeds: int, mesh: Mesh | None = None, batching: str = "auto"):
+                 num_seeds: int, mesh: Mesh | None = None):
         self.family, self.candidate, self.env = family, candidate, env
         self.pop_size, self.num_seeds = pop_size, num_seeds
         self.mesh = mesh or local_mesh()
         n_dev = self.mesh.devices.size
         self.padded = -(-pop_size // n_dev) * n_dev
-        self.batching = resolve_batching(batching, self.mesh)
         train = make_train(env, family.algorithm(candidate, env))
-        batch = jax.vmap if self.batching == "vmap" else _sequential_map
 
         def members_by_seeds(meta, member_ids, seeds):
             def member(m, member_id):
                 del member_id  # gives vmap the population size when `meta` is empty
-                return batch(lambda s: train(s, m))(seeds)
-            return batch(lambda args: member(*args))((meta, member_ids))
+                return jax.vmap(lambda s: train(s, m))(seeds)
+            return jax.vmap(member)(meta, member_ids)
 
         # check_vma=False: the agent's initial params do not vary over `pop` but a learned
         # optimiser's updates (functions of the member's meta) do, and the PPO scan carry must keep
@@ -150,20 +148,6 @@ class PopulationEvaluator:
         curves = np.asarray(out.curve)[: self.pop_size]
         return score_returns(self.env, self.family, returns, curves, self.compile_s, run_s,
                              self.padded * self.num_seeds * self.env.steps_per_run)
-
-
-def resolve_batching(batching: str, mesh: Mesh) -> str:
-    """How members and seeds are batched on each device: 'vmap' (fast) or 'map' (sequential,
-    less memory: for populations too large to vmap on one accelerator).  'auto' is 'vmap'.
-    """
-    if batching not in ("auto", "vmap", "map"):
-        raise ValueError(f"batching must be 'auto', 'vmap' or 'map', not {batching!r}")
-    del mesh
-    return "vmap" if batching == "auto" else batching
-
-
-def _sequential_map(fn):
-    return lambda xs: jax.lax.map(fn, xs)
 
 
 def score_returns(env: EnvConfig, family: Family, returns: np.ndarray, curves: np.ndarray,

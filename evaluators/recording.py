@@ -4,10 +4,12 @@ Synthetic distillation inputs are guesses at the distributions a learned algorit
 functions run PPO once with the teacher and keep what its drift or optimiser was asked about.
 The PPO loop is untouched: the teacher is wrapped so that a host callback copies its inputs out.
 
-- lpo: (ratio, advantage) pairs of every policy-loss evaluation.
-- open_ff, no_features: independent rows — the inputs of RECORD_PER_TENSOR random parameters of
-  every tensor at every optimiser step.
-- open (recurrent): trajectories — the inputs of up to RECORD_PER_TENSOR fixed parameters of every
+What is kept follows `Family.teacher_inputs`:
+
+- ratio_advantage (lpo): (ratio, advantage) pairs of every policy-loss evaluation.
+- parameters (open_ff, no_features): independent rows — the inputs of RECORD_PER_TENSOR random
+  parameters of every tensor at every optimiser step.
+- trajectories (open, recurrent): the inputs of up to RECORD_PER_TENSOR fixed parameters of every
   tensor over the whole run, so a student can be unrolled on real gradient sequences.
 """
 
@@ -146,10 +148,10 @@ def record_trajectories(family: Family, teacher: Any, teacher_hsize: int, env: A
 
 def record_inputs(family: Family, teacher: Any, teacher_hsize: int, env: Any, seed: int,
                   max_points: int) -> Any:
-    """The family's recorded inputs (see the module docstring)."""
-    if family.name == "lpo":
+    """The family's recorded inputs, shaped by `Family.teacher_inputs` (module docstring)."""
+    if family.teacher_inputs == "ratio_advantage":
         return record_lpo_inputs(family, teacher, teacher_hsize, env, seed, max_points)
-    if family.name == "open":
+    if family.teacher_inputs == "trajectories":
         return record_trajectories(family, teacher, teacher_hsize, env, seed, max_points)
     return record_optimiser_inputs(family, teacher, teacher_hsize, env, seed, max_points)
 

@@ -5,6 +5,8 @@ each env's last finished episode (logged on raw rewards, before any normalisatio
 follow the original wrapping (SPEC §3): episode length 1000, auto-reset, actions clipped to
 [-1, 1], running observation normalisation and reward scaling by the running std of the
 discounted return — statistics shared across the batch of envs, hence this batched layer.
+
+gymnax and Brax are imported here, when an environment is built, never by the registry (envs.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .envs import EnvConfig, env_reset, env_step, make_env
+from .envs import EnvConfig
 
 
 class VecEnv(NamedTuple):
@@ -26,6 +28,50 @@ class VecEnv(NamedTuple):
     reset: Callable[[jax.Array], tuple[jax.Array, Any]]
     # step(key, state, action) -> (obs, state, reward, done, returned_episode_return)
     step: Callable[[jax.Array, Any, jax.Array], tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array]]
+
+
+# --------------------------------------------------------------------------------------------
+# Stepping with episode statistics (the 'log wrapper' of purejaxrl, for gymnax 1.0's 6-tuple API)
+# --------------------------------------------------------------------------------------------
+
+class EpisodeState(NamedTuple):
+    env_state: Any
+    episode_return: jax.Array
+    episode_length: jax.Array
+    returned_episode_return: jax.Array  # return of the most recently finished episode
+    returned_episode_length: jax.Array
+
+
+def make_env(cfg: EnvConfig) -> tuple[Any, Any]:
+    """The gymnax environment and its default parameters."""
+    import gymnax  # here, not at import: only building an environment needs it
+
+    return gymnax.make(cfg.gymnax_id)
+
+
+def env_reset(env: Any, params: Any, key: jax.Array) -> tuple[jax.Array, EpisodeState]:
+    obs, state = env.reset(key, params)
+    zero = jnp.zeros((), jnp.float32)
+    return (jnp.reshape(obs, (-1,)).astype(jnp.float32),
+            EpisodeState(state, zero, jnp.zeros((), jnp.int32), zero, jnp.zeros((), jnp.int32)))
+
+
+def env_step(env: Any, params: Any, key: jax.Array, state: EpisodeState, action: jax.Array
+             ) -> tuple[jax.Array, EpisodeState, jax.Array, jax.Array]:
+    """Step with gymnax's auto-reset; returns (obs, state, reward, done)."""
+    obs, env_state, reward, terminated, truncated, _ = env.step(key, state.env_state, action, params)
+    done = jnp.logical_or(terminated, truncated)
+    reward = jnp.asarray(reward, jnp.float32)
+    ep_ret = state.episode_return + reward
+    ep_len = state.episode_length + 1
+    new = EpisodeState(
+        env_state=env_state,
+        episode_return=ep_ret * (1 - done),
+        episode_length=ep_len * (1 - done),
+        returned_episode_return=jnp.where(done, ep_ret, state.returned_episode_return),
+        returned_episode_length=jnp.where(done, ep_len, state.returned_episode_length),
+    )
+    return jnp.reshape(obs, (-1,)).astype(jnp.float32), new, reward, done
 
 
 def make_vec_env(cfg: EnvConfig) -> VecEnv:
@@ -126,11 +172,3 @@ def _brax_vec_env(cfg: EnvConfig) -> VecEnv:
         return normalise(env_state.obs, obs_m), new, scaled, done, returned
 
     return VecEnv(obs_dim, action_dim, True, -1.0, 1.0, reset, step)
-
-
-def brax_available() -> bool:
-    try:
-        import brax.envs  # noqa: F401
-    except Exception:
-        return False
-    return True

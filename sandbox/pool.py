@@ -18,15 +18,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Sequence
 
-from sandbox.jail import jail_command, probe
+from sandbox.accelerators import Slot, scorer_slots, visible_gpus
+from sandbox.jail import REPO_ROOT, jail_command, probe  # noqa: F401 - REPO_ROOT: its one definition
 
-REPO_ROOT = Path(__file__).resolve().parent.parent  # the repo in a checkout, else site-packages
 # all a worker may read of the project: the packages it imports, where this process found them
 # (the repo's evaluators/ and sandbox/ in a checkout, site-packages' in an installed package)
 CODE_DIRS = tuple(Path(find_spec(name).origin).resolve().parent
@@ -42,11 +43,13 @@ TRACER_FAILURES = ("invalid", "forbidden", "crashed", "oom")  # all a tracer's r
 
 
 def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The parent's environment minus anything that looks like a secret."""
+    """The parent's environment minus anything that looks like a secret.
+
+    The platform is inherited, not forced: a scorer on a GPU machine trains on its GPU (its
+    slot's environment pins the device, `sandbox.accelerators`); the tracer asks for the CPU."""
     env = {k: v for k, v in os.environ.items()
            if not any(m in k.upper() for m in SECRET_MARKERS) and k not in PARENT_ONLY}
     env["PYTHONPATH"] = CODE_PATH
-    env.setdefault("JAX_PLATFORMS", "cpu")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
@@ -78,8 +81,9 @@ class _Worker:
     """One pre-started worker process of one role (`trace` or `score`), jailed."""
 
     def __init__(self, role: str, env_extra: dict[str, str] | None, isolation: str,
-                 writable: Sequence[Path] = ()):
+                 writable: Sequence[Path] = (), slot: int = 0):
         self.role = role
+        self.slot = slot  # which accelerator slot (scorers) it was started for
         self.dir = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{role}-{os.getpid()}-"))
         self.stderr_path = self.dir / "stderr.log"
         env = scrubbed_env({"TMPDIR": str(self.dir), "HOME": str(self.dir), **(env_extra or {})})
@@ -216,12 +220,16 @@ class SandboxPool:
 
     def __init__(self, spares: int = 1, time_limit_s: float = 600.0, memory_limit_mb: int = 8192,
                  cpu_time_limit_s: float | None = None, env_extra: dict[str, str] | None = None,
-                 compile_cache_dir: str | Path | None = None, isolation: str = "auto"):
+                 compile_cache_dir: str | Path | None = None, isolation: str = "auto",
+                 concurrency: int = 1):
         """`compile_cache_dir`: JAX's persistent compilation cache for the scorers.  Each worker is
         a fresh process, so without it a program compiled before is compiled again; with it a
         re-evaluation of an identical program (the warm start of every run, a candidate resumed
         after a kill, `workbench eval` of a stored program) loads its executable instead.  Only
-        scorers, which run no candidate Python, can write it; tracers never see it."""
+        scorers, which run no candidate Python, can write it; tracers never see it.
+
+        `concurrency`: how many jobs may run at once (`evaluate` is thread-safe); each running
+        scorer gets its own accelerator slot where the machine has GPUs."""
         if isolation not in ("auto", "full", "none"):
             raise ValueError(f"isolation must be 'auto', 'full' or 'none', not {isolation!r}")
         available = probe()
@@ -231,7 +239,9 @@ class SandboxPool:
                 "run where user namespaces are allowed, or set sandbox.isolation: none to run "
                 "candidates without the jail (recorded with every candidate)")
         self.isolation = "none" if isolation == "none" else "full"
-        self.spares = max(1, spares)
+        self.concurrency = max(1, concurrency)
+        self.spares = max(1, spares, self.concurrency)
+        self.slots: list[Slot] = scorer_slots(self.concurrency, visible_gpus())
         self._writable: tuple[Path, ...] = ()
         scorer_env: dict[str, str] = {}
         if compile_cache_dir is not None:
@@ -246,26 +256,56 @@ class SandboxPool:
         self.memory_limit_mb = memory_limit_mb
         self.cpu_time_limit_s = cpu_time_limit_s
         self._idle: dict[str, list[_Worker]] = {"trace": [], "score": []}
+        self._running = [0] * len(self.slots)  # jobs now scoring on each slot
+        self._lock = threading.Lock()
         sweep_stale_dirs()
         self._fill()
 
-    def _new(self, role: str) -> _Worker:
-        return _Worker(role, self._env[role], self.isolation,
-                       self._writable if role == "score" else ())
+    def worker_env(self, role: str, slot: int = 0) -> dict[str, str]:
+        """The extra environment a `role` worker on `slot` is started with (over `scrubbed_env`)."""
+        extra = dict(self._env[role])
+        if role == "score":
+            extra.update(self.slots[slot].env())
+        return extra
+
+    def _new(self, role: str, slot: int = 0) -> _Worker:
+        return _Worker(role, self.worker_env(role, slot), self.isolation,
+                       self._writable if role == "score" else (), slot)
 
     def _fill(self) -> None:
+        """Top up the spares; a new scorer goes to the slot with the fewest workers."""
         for role, idle in self._idle.items():
             while len(idle) < self.spares:
-                idle.append(self._new(role))
+                load = list(self._running)
+                for w in idle:
+                    load[w.slot] += 1
+                slot = min(range(len(load)), key=load.__getitem__) if role == "score" else 0
+                idle.append(self._new(role, slot))
 
     def _take(self, role: str) -> _Worker:
-        worker = self._idle[role].pop(0)
+        """An idle worker (a scorer on the least busy slot), or a fresh one if none is idle."""
+        with self._lock:
+            idle = self._idle[role]
+            if role == "score" and idle:
+                worker = min(idle, key=lambda w: self._running[w.slot])
+                idle.remove(worker)
+            elif idle:
+                worker = idle.pop(0)
+            else:
+                slot = min(range(len(self._running)), key=self._running.__getitem__)
+                worker = self._new(role, slot if role == "score" else 0)
+            if role == "score":
+                self._running[worker.slot] += 1
         try:
             worker.wait_ready()
         except RuntimeError:
-            worker = self._new(role)
+            worker = self._new(role, worker.slot)
             worker.wait_ready()
         return worker
+
+    def _release(self, scorer: _Worker) -> None:
+        with self._lock:
+            self._running[scorer.slot] -= 1
 
     def evaluate(self, job: dict[str, Any], time_limit_s: float | None = None) -> SandboxResult:
         """Trace then score one job in fresh workers; never raises for a candidate's failure.
@@ -276,10 +316,11 @@ class SandboxPool:
         t0 = time.perf_counter()
         scorer, tracer = self._take("score"), self._take("trace")
         wait_s = time.perf_counter() - t0
-        self._fill()  # the replacements import JAX while this candidate runs
+        with self._lock:
+            self._fill()  # the replacements import JAX while this candidate runs
         job = {"cpu_time_limit_s": self.cpu_time_limit_s or limit * 2,
                "memory_limit_mb": self.memory_limit_mb, **job}
-        t1 = time.perf_counter()
+        t1, started_at = time.perf_counter(), time.time()
         deadline = t1 + limit
         isolation = {"trace": tracer.isolation.to_json(), "score": scorer.isolation.to_json()}
         try:
@@ -295,9 +336,11 @@ class SandboxPool:
         finally:
             tracer.kill()
             scorer.kill()
+            self._release(scorer)
         result.timings = {**result.timings, "wait_s": wait_s,
                           "boot_s": max(tracer.boot_s, scorer.boot_s),
-                          "eval_wall_s": time.perf_counter() - t1}
+                          "eval_wall_s": time.perf_counter() - t1,
+                          "started_at": started_at, "ended_at": time.time()}
         result.isolation = isolation
         return result
 
@@ -324,10 +367,12 @@ class SandboxPool:
         return None, reply
 
     def close(self) -> None:
-        for idle in self._idle.values():
-            for w in idle:
-                w.kill()
-            idle.clear()
+        with self._lock:
+            workers = [w for idle in self._idle.values() for w in idle]
+            for idle in self._idle.values():
+                idle.clear()
+        for w in workers:
+            w.kill()
 
     def __enter__(self) -> "SandboxPool":
         return self

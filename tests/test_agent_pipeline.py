@@ -1,6 +1,6 @@
 """Pipeline: steps run in order, unavailable methods are skipped, finished steps are not redone."""
 
-from workbench.agent import pipeline
+from workbench.methods import pipeline
 from workbench.config import build_config
 from workbench.runs import create_run, execute
 

@@ -1,4 +1,5 @@
-"""kill -9 in the middle of an evaluation loses nothing recorded; resume redoes only that candidate."""
+"""Resuming the agent: after kill -9 in the middle of an evaluation nothing recorded is lost and
+only that candidate is redone; after a stop, and after finishing with a budget that is then raised."""
 
 import os
 import signal
@@ -62,18 +63,34 @@ def test_sigkill_mid_evaluation_then_resume(tmp_path):
 
 
 def test_stop_control_and_resume_with_more_budget(tmp_path):
+    """A stop before anything is proposed; a resume clears it and runs to the budget; a resume of
+    the finished run with a larger budget adds generations and leaves the earlier ones as they were."""
     run_dir = tmp_path / "run"
     from workbench.config import build_config
-    from workbench.runs import create_run, execute
+    from workbench.runs import create_run, execute, open_run
 
     cfg = build_config({"family": "lpo", "method": "llm", "envs": ["cartpole"], "seeds": 1,
                         "timesteps": 4096, "num_envs": 4,
-                        "llm": {"proposer": "mutation", "generations": 3},
+                        "llm": {"proposer": "mutation", "generations": 2},
                         "sandbox": {"time_limit_s": 60}})
     store = create_run(cfg, run_dir)
     control.request_stop(store)  # stop before anything is proposed
     assert execute(cfg, store) == "stopped" and not store.candidates()
     # resume clears the stale stop and runs to the budget; messages hold the feedback
     assert execute(cfg, store) == "finished"
-    assert len(store.candidates()) == 3
-    assert sum(m["role"] == "feedback" for m in store.messages()) == 3
+    before = [(r.id, r.generation, r.source, r.outcome, r.fitness) for r in store.candidates()]
+    assert len(before) == 2 and all(outcome != "pending" for *_, outcome, _ in before)
+    assert sum(m["role"] == "feedback" for m in store.messages()) == 2
+    store.close()
+
+    # the finished run, resumed as `workbench resume --set llm.generations=4` does
+    more, store = open_run(run_dir, ["llm.generations=4"])
+    assert more.llm.generations == 4
+    assert execute(more, store) == "finished"
+    rows = store.candidates()
+    after = [(r.id, r.generation, r.source, r.outcome, r.fitness) for r in rows]
+    assert len(after) == 4 and after[:2] == before  # two more; the first two untouched
+    assert [r.generation for r in rows[2:]] == [2, 3] and all(r.outcome != "pending" for r in rows)
+    assert sum(m["role"] == "feedback" for m in store.messages()) == 4
+    assert store.run_info()["status"] == "finished"
+    store.close()

@@ -17,6 +17,7 @@ from workbench import control as ui_control
 from workbench.agent.tool_loop import run_tool_loop
 from workbench.agent.tools import call_tool
 from workbench.config import ConfigError, build_config
+from workbench.methods import get_method
 from workbench.runs import create_run, execute
 
 PPO_CLIP = textwrap.dedent(inspect.getsource(ppo_clip))
@@ -63,7 +64,7 @@ def test_tool_loop_plans_runs_and_resumes(tmp_path, monkeypatch):
         cfg = _cfg(srv.server_address[1], max_tool_steps=20)
         store = holder["store"] = create_run(cfg, tmp_path / "run")
         with pytest.raises(KeyboardInterrupt):  # killed just after evaluate's result was stored
-            run_tool_loop(cfg, store, progress=_Interrupt("evaluate"))
+            run_tool_loop(cfg, store, progress=_Interrupt("evaluate"), methods=get_method)
         assert len(ScriptedHandler.bodies) == 2
         assert execute(cfg, store) == "stopped"  # stop honoured before the 4th reply's calls
         assert len(ScriptedHandler.bodies) == 4

@@ -6,6 +6,7 @@ import textwrap
 from evaluators.families.lpo import ppo_clip
 from workbench.agent.tools import TOOL_SCHEMAS, TOOLS, call_tool
 from workbench.config import build_config
+from workbench.methods import get_method
 from workbench.runs import create_run
 
 
@@ -23,6 +24,8 @@ def test_tools(tmp_path, monkeypatch):
     assert again["id"] == first["id"] and "already" in again["note"]
     assert call_tool(store, cfg, "top_candidates", {"k": 3})["candidates"][0]["id"] == first["id"]
     assert call_tool(store, cfg, "show_candidate", {"id": first["id"]})["source"] == src
-    assert "error" in call_tool(store, cfg, "distill", {})
+    missing = call_tool(store, cfg, "distill", {}, methods=get_method)
+    assert "'distill' is not implemented" in missing["error"]
+    assert "no method lookup" in call_tool(store, cfg, "es_train", {})["error"]  # methods sit above
     assert "error" in call_tool(store, cfg, "nope", {})
     assert "error" in call_tool(store, cfg, "show_candidate", {"idx": 1})

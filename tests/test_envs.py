@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from evaluators.envs import ENVS, UnknownEnvError, get_env_config
@@ -41,3 +45,19 @@ def test_every_registered_env_builds():
     for cfg in ENVS.values():
         if cfg.library == "gymnax":
             assert cfg.gymnax_id in gymnax.registered_envs
+
+
+def test_registry_and_config_env_names_need_no_jax():
+    """The registry is a static table: naming environments in a config imports neither JAX nor
+    gymnax; building one (vec_env) does."""
+    probe = ("import sys, workbench.config as c\n"
+             "cfg = c.build_config({'envs': ['cartpole', 'Breakout-MinAtar'], 'test_envs': ['ant']})\n"
+             "assert (cfg.envs, cfg.test_envs) == (['cartpole', 'breakout'], ['ant']), cfg\n"
+             "bad = [m for m in sys.modules if m.split('.')[0] in ('jax', 'gymnax', 'brax')]\n"
+             "assert not bad, bad\n"
+             "from evaluators.vec_env import make_vec_env\n"
+             "from evaluators.envs import get_env_config\n"
+             "assert 'gymnax' not in sys.modules\n"
+             "assert make_vec_env(get_env_config('cartpole')).action_dim == 2\n"
+             "assert 'gymnax' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=Path(__file__).resolve().parents[1])

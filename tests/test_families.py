@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from evaluators.envs import get_env_config
-from evaluators.families import FAMILIES, Candidate, CandidateError, get_family, ppo_clip_drift
+from evaluators.families import (FAMILIES, Candidate, CandidateError, SymbolicDefaults, get_family,
+                                 ppo_clip_drift)
 from evaluators.learned_optimiser import UpdateContext
 from evaluators.networks import init_agent, mlp_forward
 from sandbox.expressions import compile_expression
@@ -165,3 +166,37 @@ def test_network_parameter_counts_match_the_spec():
     assert counts["open_ff"] == 707
     assert counts["no_features"] == 514
     assert 1150 <= counts["open"] <= 1250  # ≈680 GRU + 531 MLP (SPEC counts by hand)
+
+
+def test_every_family_implements_the_hooks_its_choices_need():
+    """The hooks other modules call instead of switching on names: each value is one the callers
+    know, and what a value promises (the methods it is read through) is there."""
+    for fam in FAMILIES.values():
+        assert fam.teacher_inputs in ("ratio_advantage", "parameters", "trajectories"), fam.name
+        if fam.teacher_inputs == "ratio_advantage":
+            assert callable(fam.network_drift) and callable(fam.symbol_values), fam.name
+        else:
+            assert callable(fam.network_rule), fam.name
+        assert fam.report_figure in (None, "drift"), fam.name
+        if fam.report_figure == "drift":
+            assert callable(fam.network_drift) and callable(fam.expression_drift), fam.name
+        assert isinstance(fam.symbolic_defaults, SymbolicDefaults), fam.name
+        if fam.zero_network_is_warm_start:  # the zero network must then act as the warm start
+            zero = fam.algorithm(fam.network(), ENV)
+            warm = fam.algorithm(fam.warm_start(), ENV)
+            ratio, adv = _ratio_adv(256)
+            meta = fam.init_network(jax.random.key(0), zero=True)
+            np.testing.assert_array_equal(np.asarray(zero.drift(meta, ratio, adv, ENV.clip_eps)),
+                                          np.asarray(warm.drift({}, ratio, adv, ENV.clip_eps)))
+
+
+def test_lpo_hooks_differ_from_the_optimisers():
+    lpo, others = FAMILIES["lpo"], [f for n, f in FAMILIES.items() if n != "lpo"]
+    assert lpo.teacher_inputs == "ratio_advantage" and lpo.report_figure == "drift"
+    assert lpo.zero_network_is_warm_start
+    assert lpo.symbolic_defaults != SymbolicDefaults() and lpo.symbolic_defaults.maxsize == 40
+    assert FAMILIES["open"].teacher_inputs == "trajectories"  # recurrent: distilled by unrolls
+    for fam in others:
+        assert fam.report_figure is None and not fam.zero_network_is_warm_start, fam.name
+        assert fam.symbolic_defaults == SymbolicDefaults(), fam.name
+        assert fam.teacher_inputs == ("trajectories" if fam.code_returns_carry else "parameters")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from workbench.agent.finalists import HELDOUT, finalists, heldout_best, score_finalists
+from workbench.agent.finalists import HELDOUT, finalists, score_finalists
+from workbench.candidate_ref import best_candidate
 from workbench.agent.scoring import open_pool
 from workbench.config import build_config
 from workbench.report import summarise
@@ -50,7 +51,8 @@ def test_best_programs_are_rescored_once_on_held_out_seeds(tmp_path):
         score_finalists(config, store, pool)
     assert len(store.evaluations(best)) == 1 and store.evaluations(other) == []
 
-    assert heldout_best(store).id == best  # a tie goes to the earlier candidate
+    chosen = best_candidate(store)  # a tie goes to the earlier candidate
+    assert chosen.candidate.id == best and chosen.how.startswith("held-out")
     summary = summarise(store.run_dir)
     assert summary.best.id == best
     assert [e["seed"] for e in summary.best_evals] == [config.eval_seed]

@@ -35,9 +35,10 @@ SCRIPT = [  # (kind, payload) per request, in order
            "    return ppo if ratio.size == 256 else ppo * jnp.nan\n")),  # fine on the check batch; NaN in training -> nan
     ("text", _prog("    return jax.nn.relu((ratio - jnp.clip(ratio, 1 - epsilon, 1 + epsilon)) * advantage)\n")),
 ]
-# NaN parameters in CartPole still give finite (bad) episode returns, so the evaluator reports the
-# NaN-in-training program as `ok` with a poor fitness unless its returns are NaN: both accepted.
-EXPECTED = ["ok", "no_code", "crashed", "timeout", "oom", "forbidden", "forbidden", "forbidden", "nan|ok",
+# The NaN-in-training program passes the checks, then its loss is NaN from the first update: the
+# PPO loop reports a run whose loss ever went non-finite with a NaN final return, hence `nan`
+# (even though CartPole keeps giving finite rewards to the broken policy).
+EXPECTED = ["ok", "no_code", "crashed", "timeout", "oom", "forbidden", "forbidden", "forbidden", "nan",
             "ok"]
 
 
@@ -62,10 +63,9 @@ def test_scripted_llm_run(server, tmp_path, monkeypatch):
     assert execute(cfg, store) == "finished"
     rows = store.candidates()
     got = [r.outcome for r in rows]
-    assert all(g in e.split("|") for g, e in zip(got, EXPECTED)) and len(got) == len(EXPECTED), \
-        [(r.outcome, r.reason[:80]) for r in rows]
+    assert got == EXPECTED, [(r.outcome, r.reason[:80]) for r in rows]
     assert rows[-1].fitness is not None
-    assert rows[-2].outcome == "nan" or rows[-2].fitness < rows[-1].fitness
+    assert "NaN" in rows[-2].reason, rows[-2].reason
     assert not os.path.exists("/tmp/escaped.txt")
     # code a model wrote ran only under the whole jail, and each row says so
     # (a program the screen refused never ran anywhere, so it has no isolation to report)

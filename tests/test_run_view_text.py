@@ -25,9 +25,23 @@ def test_status_line_counts_ok_best_and_cost_cap():
             "env_steps": 12345, "config": {"llm": {"max_cost_usd": 2.0}}}
     line = status_line(info, rows, paused=True)
     assert "PAUSED" in line and "3 cands (2 ok)" in line and "best 0.900" in line
-    assert "$0.50 / $2.00" in line and "12,345 steps" in line
+    assert "$0.50 / $2.00" in line and "12,345 env steps" in line
 
 
 def test_parent_diff_shows_the_changed_line():
     diff = parent_diff(_row(1, source="a = 1\nb = 2\n"), _row(2, source="a = 1\nb = 3\n"))
     assert "-b = 2" in diff and "+b = 3" in diff and "candidate 1" in diff
+
+
+def test_the_status_line_of_an_offline_run_fits_80_columns():
+    import re
+
+    from workbench.tui.run_view_text import compact_count
+
+    cands = [_row(i, 0.5) for i in range(120)]
+    info = {"family": "no_features", "method": "pipeline", "status": "interrupted",
+            "cost_usd": 0.0, "env_steps": 123_456_789, "config": {"seeds": 16, "llm": {}}}
+    plain = re.sub(r"\[/?[^\]]*\]", "", status_line(info, cands, False))
+    assert max(map(len, plain.splitlines())) <= 78, plain  # the banner pads one column each side
+    assert "$" not in plain and "123M env steps" in plain and "(search, 16 seeds)" in plain
+    assert compact_count(12_345) == "12,345" and compact_count(4_560_000_000) == "4.56B"

@@ -1,6 +1,7 @@
 """Sandbox workers: every hostile candidate becomes a typed outcome and nothing leaks."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -8,15 +9,10 @@ from pathlib import Path
 import pytest
 
 from sandbox.pool import SandboxPool, scrubbed_env
+from tests.sandbox_jobs import PPO, lpo_job
 
 ROOT = Path(__file__).resolve().parent.parent
-JOB = {"family": "lpo", "kind": "code", "envs": ["cartpole"], "seeds": 1, "seed": 0,
-       "timesteps": 4096, "num_envs": 4}
-PPO = """
-def drift(ratio, advantage, epsilon):
-    ratio_clip = ratio - jnp.clip(ratio, 1 - epsilon, 1 + epsilon)
-    return jax.nn.relu(ratio_clip * advantage)
-"""
+JOB = lpo_job()
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +67,62 @@ def test_hang_is_killed_and_good_program_scores(pool):
     r = pool.evaluate({**JOB, "source": PPO}, time_limit_s=120)
     assert r.outcome == "ok" and r.fitness is not None
     assert {"screen_s", "checks_s", "compile_s", "train_s", "wait_s"} <= set(r.timings)
+
+
+NETWORK_PROBE = """
+import _socket, json, socket
+seen = {{}}
+def attempt(name, fn):
+    try:
+        fn()
+        seen[name] = "allowed"
+    except Exception as exc:
+        seen[name] = type(exc).__name__ + ": " + str(exc)[:100]
+def raw(addr):  # below the socket module: only the network namespace stands in the way
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(addr)
+    finally:
+        s.close()
+attempt("loopback", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2))
+attempt("outside", lambda: socket.socket().connect(("192.0.2.1", 80)))
+attempt("raw_loopback", lambda: raw(("127.0.0.1", {port})))
+attempt("raw_outside", lambda: raw(("192.0.2.1", 80)))
+raise RuntimeError("network probe " + json.dumps(seen))
+"""
+
+
+def test_a_candidate_in_a_real_worker_has_no_network(pool):
+    """A program run by the pool's own tracer (past the screen on purpose, as in
+    test_sandbox_attacks.py: the worker must hold when the screen is fooled) tries a host loopback listener and an outside address: the socket module refuses
+    both with the sandbox's message, and with the jail a raw `_socket` connect fails too; the
+    listener sees no connection."""
+    import json
+
+    from sandbox.jail import probe
+    from sandbox.worker import NETWORK_MESSAGE
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.setblocking(False)
+    try:
+        src = NETWORK_PROBE.format(port=listener.getsockname()[1]) + PPO
+        r = pool.evaluate({**JOB, "source": src, "screen": False})
+        assert r.outcome == "invalid" and r.fitness is None, r  # it raised while being defined
+        assert "defining the program failed" in r.reason and "network probe" in r.reason, r.reason
+        seen = json.loads(r.reason[r.reason.index("{"): r.reason.rindex("}") + 1])
+        for name in ("loopback", "outside"):
+            assert seen[name] == f"PermissionError: {NETWORK_MESSAGE}", (name, seen)
+        if probe().full:  # Landlock refuses the connect (EACCES); without it lo is down anyway
+            assert r.isolation["trace"]["net_ns"]
+            for name in ("raw_loopback", "raw_outside"):
+                assert ("Permission denied" in seen[name] or "unreachable" in seen[name]), (name, seen)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+    finally:
+        listener.close()
 
 
 def test_original_warm_start_as_written_scores_bit_identically(pool):

@@ -19,14 +19,10 @@ import pytest
 
 from sandbox.jail import probe
 from sandbox.pool import REPO_ROOT, SandboxPool
+from tests.jail_helpers import REPO_UNDER_TMP
+from tests.sandbox_jobs import PPO, lpo_job
 
-JOB = {"family": "lpo", "kind": "code", "envs": ["cartpole"], "seeds": 1, "seed": 0,
-       "timesteps": 2048, "num_envs": 4}
-PPO = """
-def drift(ratio, advantage, epsilon):
-    ratio_clip = ratio - jnp.clip(ratio, 1 - epsilon, 1 + epsilon)
-    return jax.nn.relu(ratio_clip * advantage)
-"""
+JOB = lpo_job(2048)
 jailed = pytest.mark.skipif(not probe().full, reason=f"no full jail here: {probe().reason}")
 
 
@@ -96,11 +92,9 @@ raise RuntimeError(json.dumps(seen))
         # /tmp inside the jail is a private tmpfs: a write there may succeed but must not reach
         # the host's /tmp.
         assert not host_tmp_file.exists()
-        # a checkout under /tmp (a CI clone) lies in the jail's private /tmp, where writing
-        # beside the project's read-only mounts lands in that tmpfs, never on the host (checked
-        # below): only then may `write_repo_root` succeed
-        under_tmp = Path("/tmp") in REPO_ROOT.parents
-        for name in ("connect", "write_repo", *(() if under_tmp else ("write_repo_root",)),
+        # a checkout under /tmp (a CI clone): only then may `write_repo_root` succeed, into the
+        # jail's private tmpfs (never the host: checked below)
+        for name in ("connect", "write_repo", *(() if REPO_UNDER_TMP else ("write_repo_root",)),
                      "read_home", "read_env", "signal"):
             assert seen[name] != "allowed", (name, seen)
         assert seen["read_project"] == "allowed" and seen["write_private"] == "allowed", seen

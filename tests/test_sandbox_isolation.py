@@ -1,13 +1,11 @@
 """The jail (sandbox/jail.py) checked from inside: small `python -c` scripts run jailed with the
 real interpreter try to escape, and report what happened as one JSON line.  Where a check could
-pass for a trivial reason, the same script is also run unjailed as a control."""
+pass for a trivial reason, the same script is also run unjailed as a control.  The filesystem
+checks are in test_sandbox_jail_fs.py; the runner and fixtures in jail_helpers.py."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import secrets
 import shlex
 import shutil
 import signal
@@ -22,77 +20,10 @@ import pytest
 
 from sandbox import jail
 from sandbox.jail import REPO_ROOT, Isolation, build_spec, jail_command, probe, wrap
+from tests.jail_helpers import (PRELUDE, PROJECT_DIRS, _env, _run, isolation,  # noqa: F401 - fixtures
+                                jailed_results, plain_results, private_dir, results_of, run_jailed)
 
-# a checkout under /tmp (a CI clone): its path then lies inside the jail's private /tmp
-REPO_UNDER_TMP = Path("/tmp") in REPO_ROOT.parents
-
-PROJECT_DIRS = (REPO_ROOT / "evaluators", REPO_ROOT / "sandbox")
 NOBODY = 65534
-
-# Shared prelude of the inner scripts: `attempt(name, fn)` records "ok" or the errno name.
-PRELUDE = r"""
-import errno, json, os, sys
-results = {}
-def attempt(name, fn):
-    try:
-        value = fn()
-        results[name] = "ok" if value is None else ["ok", value]
-    except OSError as exc:
-        results[name] = errno.errorcode.get(exc.errno, str(exc.errno))
-def write(path, text="x", mode="w"):
-    with open(path, mode) as f:
-        f.write(text)
-def done():
-    print(json.dumps(results))
-"""
-
-
-@pytest.fixture(scope="module")
-def isolation() -> Isolation:
-    found = probe()
-    if not found.full:
-        pytest.skip(f"the jail cannot start on this machine: {found.reason}")
-    return found
-
-
-@pytest.fixture
-def private_dir():
-    path = Path(tempfile.mkdtemp(prefix="wb-sandbox-test-"))  # where the pool puts them: /tmp
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _env(private: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL")}
-    return {**env, "HOME": str(private), "TMPDIR": str(private), "PYTHONPATH": str(REPO_ROOT),
-            "JAX_PLATFORMS": "cpu"}
-
-
-def _run(cmd: list[str], private: Path, *, timeout: float = 60, stdin: str | None = None,
-         ) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=private, env=_env(private), capture_output=True, text=True,
-                          timeout=timeout, input=stdin)
-
-
-def run_jailed(script: str, private: Path, *, read_only=PROJECT_DIRS, writable=(),
-               timeout: float = 60, stdin: str | None = None) -> subprocess.CompletedProcess:
-    cmd, used = jail_command([sys.executable, "-c", script], private_dir=private,
-                             read_only=read_only, writable=writable)
-    assert used.full and cmd[0] == sys.executable and "--" in cmd, used
-    return _run(cmd, private, timeout=timeout, stdin=stdin)
-
-
-def results_of(done: subprocess.CompletedProcess) -> dict:
-    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def jailed_results(body: str, private: Path, **kw) -> dict:
-    return results_of(run_jailed(PRELUDE + body + "\ndone()\n", private, **kw))
-
-
-def plain_results(body: str, private: Path) -> dict:
-    return results_of(_run([sys.executable, "-c", PRELUDE + body + "\ndone()\n"], private))
 
 
 # --- the API ---------------------------------------------------------------------------------
@@ -108,7 +39,8 @@ def test_probe_verifies_every_layer_from_inside(isolation):
 
 
 def test_the_jail_is_full_wherever_the_kernel_allows_every_namespace():
-    """Guards the skips above: a regression that loses a layer must fail here, not skip."""
+    """Guards the `isolation` fixture's skip (here and in test_sandbox_jail_fs.py): a regression
+    that loses a layer must fail here, not skip."""
     layers = jail.measure_layers()
     if set(layers.values()) != {"ok"}:
         pytest.skip(f"this machine does not allow every namespace: {layers}")
@@ -189,6 +121,7 @@ def test_network_namespace_alone_blocks_loopback(isolation, private_dir, host_li
     script = PRELUDE + NETWORK_BODY.format(port=host_listener) + "\ndone()\n"
     inside = results_of(_run(wrap([sys.executable, "-c", script], spec), private_dir))
     assert inside["tcp_loopback"] == "ENETUNREACH" and inside["udp_loopback"] == "ENETUNREACH"
+    assert inside["tcp_outside"] != "ok" and inside["interfaces"] == ["lo"]
 
 
 @pytest.mark.skipif(jail.landlock_abi() < 4, reason="kernel has no Landlock network rules (ABI < 4)")
@@ -202,107 +135,6 @@ attempt("signal_init", lambda: os.kill(1, 0))
     assert inside["tcp_bind"] == "EACCES"
     if isolation.landlock >= 6:
         assert inside["signal_init"] == "EPERM"
-
-
-# --- filesystem ------------------------------------------------------------------------------
-
-def test_writes_outside_the_private_dir_fail(isolation, private_dir):
-    tag = f"wb-jail-test-{secrets.token_hex(6)}"
-    host_tmp_marker = Path("/tmp") / f"{tag}-host"
-    host_tmp_marker.write_text("host")
-    site = next(p for p in sys.path if p.endswith("site-packages"))
-    targets = {"project_dir": REPO_ROOT / "sandbox" / tag, "repo_root": REPO_ROOT / tag,
-               "usr": Path("/usr") / tag, "site_packages": Path(site) / tag,
-               "root": Path("/") / tag, "etc": Path("/etc") / tag, "dev": Path("/dev") / tag}
-    body = f"targets = {json.dumps({k: str(v) for k, v in targets.items()})}\n" + r"""
-for name, path in targets.items():
-    attempt(name, lambda: write(path, "escaped"))
-attempt("proc_sysctl", lambda: write("/proc/sys/kernel/hostname"))
-attempt("jail_tmp", lambda: write("/tmp/TAG-inner", "inner"))
-results["sees_host_tmp"] = os.path.exists("/tmp/TAG-host")
-results["tmp_listing"] = sorted(os.listdir("/tmp"))
-""".replace("TAG", tag)
-    try:
-        inside = jailed_results(body, private_dir)
-        for name in targets:
-            if not (name == "repo_root" and REPO_UNDER_TMP):
-                assert inside[name] in ("EROFS", "ENOENT", "EACCES", "EPERM"), (name, inside[name])
-        assert inside["project_dir"] == "EROFS"
-        # a checkout under /tmp (a CI clone) sits in the jail's private /tmp tmpfs, where a write
-        # beside the project's mounts is a write to that tmpfs: allowed, and never the host's
-        assert inside["repo_root"] == ("ok" if REPO_UNDER_TMP else "EROFS")
-        assert inside["proc_sysctl"] == "EROFS"
-        assert inside["jail_tmp"] == "ok"                  # a private tmpfs...
-        assert not (Path("/tmp") / f"{tag}-inner").exists()  # ...that is not the host's /tmp
-        assert not inside["sees_host_tmp"]
-        scaffold = [REPO_ROOT.relative_to("/tmp").parts[0]] if REPO_UNDER_TMP else []
-        assert inside["tmp_listing"] == sorted([private_dir.name, f"{tag}-inner", *scaffold])
-        assert not any(p.exists() for p in targets.values())
-    finally:
-        for path in (*targets.values(), host_tmp_marker, Path("/tmp") / f"{tag}-inner"):
-            path.unlink(missing_ok=True)
-
-
-def test_a_secret_in_the_home_dir_is_invisible(isolation, private_dir):
-    secret = Path.home() / f".wb-test-secret-{secrets.token_hex(6)}"
-    secret.write_text("hunter2")
-    body = f"path = {str(secret)!r}\n" + r"""
-attempt("read", lambda: open(path).read())
-attempt("list_home", lambda: os.path.basename(path) in os.listdir(os.path.dirname(path)))
-"""
-    try:
-        assert plain_results(body, private_dir)["read"] == ["ok", "hunter2"]  # control
-        inside = jailed_results(body, private_dir)
-        assert inside["read"] in ("ENOENT", "EACCES")
-        assert inside["list_home"] in ("ENOENT", "EACCES", ["ok", False])
-    finally:
-        secret.unlink(missing_ok=True)
-
-
-def test_files_at_the_repo_root_are_invisible(isolation, private_dir):
-    marker = REPO_ROOT / f".wb-test-env-{secrets.token_hex(6)}"
-    marker.write_text("OPENAI_API_KEY=sk-test")
-    body = f"marker = {str(marker)!r}; repo = {str(REPO_ROOT)!r}\n" + r"""
-attempt("read_marker", lambda: open(marker).read())
-attempt("read_dotenv", lambda: open(os.path.join(repo, ".env")).read())
-attempt("list_repo", lambda: sorted(os.listdir(repo)))
-"""
-    try:
-        assert plain_results(body, private_dir)["read_marker"][0] == "ok"  # control
-        inside = jailed_results(body, private_dir)
-        assert inside["read_marker"] == "ENOENT" and inside["read_dotenv"] == "ENOENT"
-        assert inside["list_repo"] == ["ok", ["evaluators", "sandbox"]]
-    finally:
-        marker.unlink(missing_ok=True)
-
-
-def test_project_dirs_are_readable_but_read_only(isolation, private_dir):
-    source = REPO_ROOT / "sandbox" / "jail.py"
-    body = f"path = {str(source)!r}\n" + r"""
-import hashlib
-attempt("read", lambda: hashlib.sha256(open(path, "rb").read()).hexdigest())
-attempt("append", lambda: write(path, "# escaped\n", "a"))
-attempt("create", lambda: write(os.path.join(os.path.dirname(path), "new.py")))
-attempt("import", lambda: __import__("sandbox.checks").__name__)
-"""
-    before = hashlib.sha256(source.read_bytes()).hexdigest()
-    inside = jailed_results(body, private_dir)
-    assert inside["read"] == ["ok", before]
-    assert inside["append"] == "EROFS" and inside["create"] == "EROFS"
-    assert inside["import"] == ["ok", "sandbox"]
-    assert hashlib.sha256(source.read_bytes()).hexdigest() == before
-
-
-def test_the_private_dir_is_writable_at_the_same_path(isolation, private_dir):
-    inside = jailed_results(r"""
-import tempfile
-attempt("cwd", lambda: os.getcwd())
-attempt("write", lambda: write("made-inside.txt", "hello"))
-attempt("mkstemp", lambda: os.path.dirname(tempfile.mkstemp()[1]))
-""", private_dir)
-    assert inside["cwd"] == ["ok", str(private_dir)]
-    assert inside["mkstemp"] == ["ok", str(private_dir)]
-    assert (private_dir / "made-inside.txt").read_text() == "hello"
 
 
 # --- processes and privileges ----------------------------------------------------------------

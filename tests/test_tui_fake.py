@@ -1,27 +1,31 @@
 """A tiny fake method that writes to a run store like a real one, for the control and TUI tests.
 
-Run in a thread (`fake_method(store, ...)`) or as a process:
+Run in a thread (`fake_method(store, ...)`, or `ThreadLauncher` for the app) or as a process:
 `python -m tests.test_tui_fake RUN_DIR [N] [--approval] [--delay S]`.
 It never evaluates anything; fitnesses are a deterministic function of the candidate index.
+Also the pilot tests' shared helpers (`finished_workspace`, `until`, `text_of`).
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
 from workbench import control
 from workbench.store import RunStore
 
-WARM = "def drift(r, A):\n    return jnp.maximum(0.0, (r - 1.0) * A)\n"
+# a program with the LPO family's signature (drift(ratio, advantage, epsilon)), >= 0, 0 at r = 1
+WARM = ("def drift(ratio, advantage, epsilon):\n"
+        "    return 1.0 * jnp.maximum(0.0, (ratio - 1.0) * advantage)\n")
 
 
 def make_run(run_dir: Path, name: str = "fake", method: str = "llm", status: str = "created",
              approval: bool = False) -> RunStore:
     from workbench.config import build_config
     cfg = build_config({"name": name, "family": "lpo", "method": method, "envs": ["cartpole"],
-                        "test_envs": ["acrobot"], "workspace": str(run_dir.parent),
+                        "test_envs": ["acrobot"], "seeds": 2, "workspace": str(run_dir.parent),
                         "llm": {"proposer": "mutation", "generations": 6, "max_candidates": 6,
                                 "approval": approval}})
     store = RunStore(run_dir)
@@ -41,7 +45,7 @@ def fake_method(store: RunStore, n: int = 6, approval: bool = False, delay: floa
         control.checkpoint(store, poll_s=0.02)
         for text in control.take_messages(store):
             store.add_message("assistant", f"noted: {text}")
-        src = WARM.replace("1.0", f"{1.0 + 0.1 * i:.1f}")
+        src = WARM.replace("1.0 *", f"{1.0 + 0.1 * i:.1f} *", 1)
         if i < len(existing):
             cid = existing[i].id  # proposed before a stop, still waiting: wait again
         else:
@@ -72,6 +76,67 @@ def fake_method(store: RunStore, n: int = 6, approval: bool = False, delay: floa
         store.log_metrics(i, {"best": fit or 0.0})
         store.add_cost(usd=0.01, env_steps=20_000)
         store.set_state("fake.done", i + 1)
+
+
+# -- shared by the TUI pilot tests ----------------------------------------------------------------
+def finished_workspace(root: Path) -> Path:
+    """A workspace with a finished fake run (`done`, 5 candidates) and a stopped one (`halted`)."""
+    st = make_run(root / "ws" / "done", status="finished")
+    fake_method(st, n=5, delay=0)
+    st.set_status("finished")
+    st.close()
+    make_run(root / "ws" / "halted", status="stopped").close()
+    return root / "ws"
+
+
+class ThreadLauncher:
+    """Starts the fake method in a thread instead of a `workbench.cli` process."""
+
+    def __init__(self, approval: bool = False, n: int = 4, delay: float = 0.02):
+        self.approval, self.n, self.delay = approval, n, delay
+        self.threads: list[threading.Thread] = []
+        self.configs = []
+
+    def _go(self, run_dir: Path) -> None:
+        def target():
+            store = RunStore(run_dir)
+            store.set_status("running")
+            try:
+                fake_method(store, n=self.n, approval=self.approval, delay=self.delay)
+            except control.StopRequested:
+                store.set_status("stopped")
+                return
+            store.set_status("finished")
+        t = threading.Thread(target=target, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def start(self, config):
+        from workbench.runs import create_run, new_run_dir
+
+        self.configs.append(config)
+        run_dir = new_run_dir(config)
+        create_run(config, run_dir).close()
+        self._go(run_dir)
+        return run_dir
+
+    def resume(self, run_dir):
+        self._go(Path(run_dir))
+
+
+async def until(pilot, pred, timeout: float = 10.0) -> bool:
+    """Let the app run until `pred()` holds (an AssertionError after `timeout` seconds)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        await pilot.pause(0.05)
+        if pred():
+            return True
+    raise AssertionError("condition not reached in time")
+
+
+def text_of(app, selector) -> str:
+    """What a Static of the current screen shows."""
+    return str(app.screen.query_one(selector).render())
 
 
 def test_fake_method_writes_candidates(tmp_path):

@@ -35,6 +35,36 @@ def build_workspace(root: Path) -> Path:
     return ws
 
 
+FAILED_LOG = """run directory: failed/lpo-llm-broken
+Traceback (most recent call last):
+  File "workbench/agent/graph.py", line 212, in propose
+    reply = self.proposer.propose(prompt)
+  File "workbench/proposers/llm.py", line 148, in propose
+    raise ProposerError(f"the model server at {base} stopped answering")
+workbench.errors.ProposerError: the model server at http://127.0.0.1:8000/v1 stopped answering
+error: the model server at http://127.0.0.1:8000/v1 stopped answering (after 3 retries)
+fix: start the server again, then `workbench resume failed/lpo-llm-broken`
+"""
+
+
+def build_failed_run(root: Path) -> Path:
+    """A run that failed after three candidates, with its reason and a process.log, as
+    `runs.execute` and the launcher leave them; in `failed/`, beside the workspace, so that the
+    runs list (and its snapshots) stay as they are."""
+    from workbench.tui.launcher import LOG_NAME
+
+    run = root / "failed" / "lpo-llm-broken"
+    store = make_run(run, status="running")
+    fake_method(store, n=3, delay=0)
+    store.set_state("failure_reason", "ProposerError: the model server at "
+                    "http://127.0.0.1:8000/v1 stopped answering (after 3 retries)")
+    store.set_status("failed")
+    store._exec("UPDATE run SET created = ?, updated = ?", (T0 - 3600, T0))
+    store.close()
+    (run / LOG_NAME).write_text(FAILED_LOG)
+    return run
+
+
 @pytest.fixture
 def ws(tmp_path, monkeypatch):
     build_workspace(tmp_path)
@@ -65,6 +95,15 @@ async def _open(pilot, name: str, tab: str | None = None) -> None:
 def test_snapshot_run_view(ws, snap_compare):
     assert snap_compare(app_for(ws), terminal_size=(80, 24),
                         run_before=lambda p: _open(p, "lpo-llm-demo"))
+
+
+def test_snapshot_run_view_failed(ws, snap_compare):
+    run = build_failed_run(Path("."))
+
+    async def before(pilot):
+        pilot.app.open_run(run)
+        await pilot.pause(0.2)
+    assert snap_compare(app_for(ws), terminal_size=(80, 24), run_before=before)
 
 
 def test_snapshot_candidate(ws, snap_compare):

@@ -14,7 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import CandidateNotFound
+from .candidate_ref import resolve_candidate
+from .config import COMPARE_SEEDS, RunConfig
 from .evaluate import EvalRequest, EvalResult, evaluate_request
 from .runs import open_run
 
@@ -30,34 +31,21 @@ class Compared:
 
 def request_for(run_dir: str | Path, which: str, **fields) -> tuple[str, EvalRequest]:
     """An EvalRequest re-creating candidate `which` (an id, 'best' or 'warm-start') of a run."""
+    ref = resolve_candidate(run_dir, which)
+    return ref.label, EvalRequest(family=ref.family, **ref.fields, **fields)
+
+
+def compare_fields(run_dir: str | Path, envs: Sequence[str] | None = None, seeds: int | None = None,
+                   seed: int | None = None, timesteps: int | None = None,
+                   num_envs: int | None = None) -> dict:
+    """The EvalRequest fields of a comparison: what is given, else the run's own environments and
+    inner loop, `COMPARE_SEEDS` held-out seeds from the default `eval_seed`."""
     config, store = open_run(run_dir)
-    with store:
-        if which == "warm-start":
-            return "warm start", EvalRequest(family=config.family, candidate="warm-start", **fields)
-        if which == "best":
-            rows = store.best_candidates(1)
-            if not rows:
-                raise CandidateNotFound(f"{run_dir} has no candidate with outcome ok, so no 'best'",
-                                        fix="name a candidate id, or 'warm-start'")
-            row = rows[0]
-        else:
-            if not str(which).isdigit():
-                raise CandidateNotFound(f"candidate {which!r} is not a candidate reference",
-                                        fix=f"use an id of {run_dir}, 'best' or 'warm-start'")
-            try:
-                row = store.candidate(int(which))
-            except KeyError as exc:
-                raise CandidateNotFound(exc.args[0], fix=f"use an id of a candidate of {run_dir}, "
-                                        "'best' or 'warm-start'") from None
-    label = f"#{row.id} {row.label or row.kind}"
-    if row.kind == "code":
-        return label, EvalRequest(family=config.family, code=row.source, **fields)
-    if row.kind == "symbolic":
-        return label, EvalRequest(family=config.family, expr=row.source, **fields)
-    if row.kind == "network":
-        return label, EvalRequest(family=config.family, params_file=str(Path(run_dir) / row.params_path),
-                                  **fields)
-    return label, EvalRequest(family=config.family, candidate="warm-start", **fields)
+    store.close()
+    return {"envs": list(envs or config.envs),
+            "seeds": COMPARE_SEEDS if seeds is None else seeds,
+            "seed": RunConfig.model_fields["eval_seed"].default if seed is None else seed,
+            "timesteps": timesteps or config.timesteps, "num_envs": num_envs or config.num_envs}
 
 
 def _seed_returns(result: EvalResult) -> np.ndarray:

@@ -12,12 +12,17 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import WorkbenchError
+from evaluators.envs import UnknownEnvError, get_env_config  # a static table: imports no JAX
 
-# the ES strategy implemented here (workbench.methods.open_es); any other name is an evosax one
-OWN_ES_STRATEGY = "open_es"
+from .errors import WorkbenchError
+# the ES strategy implemented here (methods/es.py); any other name is an evosax one
+from .es_strategy_names import OWN_STRATEGY as OWN_ES_STRATEGY
+from .es_strategy_names import UnknownStrategyError, check_strategy_name
+
 # the methods `method: pipeline` can chain, in the order a pipeline usually runs them
 PIPELINE_STEPS = ("es", "distill", "symbolic", "llm")
+# held-out seeds per candidate of `workbench compare` (its --seeds; the seeds start at eval_seed)
+COMPARE_SEEDS = 32
 
 
 class _Section(BaseModel):
@@ -48,9 +53,6 @@ class ESConfig(_Section):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, name: str) -> str:
-        if name == OWN_ES_STRATEGY:  # no JAX / evosax import for the default
-            return name
-        from workbench.methods.evosax_strategy import UnknownStrategyError, check_strategy_name
         try:
             return check_strategy_name(name)
         except UnknownStrategyError as exc:
@@ -152,6 +154,31 @@ class SandboxConfig(_Section):
     # and refuses LLM-written code without it; 'full' refuses to run without every layer; 'none'
     # runs candidates unjailed (an explicit opt-out, recorded with every candidate)
     isolation: Literal["auto", "full", "none"] = "auto"
+    # candidates evaluated at once (each in its own jailed workers): 'auto' is one per GPU on a
+    # GPU machine, else sandbox.accelerators.CPU_CONCURRENCY (measured: bench/discovery_throughput.py)
+    concurrency: int | Literal["auto"] = "auto"
+
+    @field_validator("concurrency")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if value != "auto" and int(value) < 1:
+            raise ValueError("sandbox.concurrency: must be 'auto' or a whole number >= 1, e.g. 2")
+        return value
+
+
+class ExecutorConfig(_Section):
+    """Where candidates run: this machine (`local`), or the nodes of a Ray cluster (`ray`)."""
+
+    kind: Literal["local", "ray"] = "local"
+    # ray: an existing cluster ('HOST:PORT' of `ray start --head`, or 'auto'); None starts a local Ray
+    address: str | None = None
+
+    @model_validator(mode="after")
+    def _address_only_for_ray(self) -> "ExecutorConfig":
+        if self.address and self.kind != "ray":
+            raise ValueError("executor.address: only used with executor.kind: ray; set "
+                             "executor.kind=ray or remove executor.address")
+        return self
 
 
 class WandbConfig(_Section):
@@ -181,14 +208,12 @@ class RunConfig(_Section):
     symbolic: SymbolicConfig = Field(default_factory=SymbolicConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
 
     @field_validator("envs", "test_envs")
     @classmethod
     def _known_envs(cls, names: list[str]) -> list[str]:
-        if not names:
-            return names
-        from evaluators.envs import UnknownEnvError, get_env_config  # imports JAX (gymnax)
         try:
             return [get_env_config(n).key for n in names]
         except UnknownEnvError as exc:

@@ -7,9 +7,7 @@ outcome.  Failures of the candidate (bad signature, crash, NaN) are outcomes, no
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import jax
@@ -21,8 +19,6 @@ from sandbox.exported import through_export
 from sandbox.score import score as sandbox_score
 
 from .params_io import load_params
-
-OUTCOMES = ("ok", "invalid", "forbidden", "crashed", "timeout", "oom", "nan")
 
 
 @dataclass
@@ -147,10 +143,6 @@ def score_candidate(family: Family, candidate: Candidate, meta: Any, train_envs:
     all_envs = {e.key: e for e in list(train_envs) + list(test_envs)}
     result.steps_per_update = {k: e.num_steps * e.num_envs for k, e in all_envs.items()}
     return result
-
-
-def replace(req: EvalRequest, **changes: Any) -> EvalRequest:
-    return dataclasses.replace(req, **changes)
 
 
 def record_result(store: Any, candidate_id: int, result: EvalResult, seeds: int, seed: int,

@@ -1,9 +1,11 @@
-"""Network candidates on disk: one .npz per parameter pytree, with the hidden size recorded."""
+"""Network candidates on disk: one .npz per parameter pytree, with the hidden size recorded; and
+the one way the workbench writes a file atomically (`atomic_write`, `save_npz`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -33,13 +35,42 @@ def unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
     return tree
 
 
-def save_params(path: str | Path, params: Any, family: str, hsize: int) -> Path:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file so that a crash leaves the old file or the new one, never a torn one:
+    `write(fh)` fills a temporary file beside it, which is fsynced, renamed over `path`, and the
+    directory fsynced (so the rename itself survives a power cut)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **flatten(params), **{_HSIZE_KEY: np.asarray(hsize), _FAMILY_KEY: np.asarray(family)})
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     return path
+
+
+def save_npz(path: str | Path, arrays: dict[str, Any]) -> Path:
+    """`np.savez(path, **arrays)`, atomically (see `atomic_write`); `path` is used as given."""
+    return atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def save_params(path: str | Path, params: Any, family: str, hsize: int) -> Path:
+    return save_npz(path, {**flatten(params), _HSIZE_KEY: np.asarray(hsize),
+                           _FAMILY_KEY: np.asarray(family)})
 
 
 def load_params(path: str | Path) -> tuple[dict[str, Any], str, int]:

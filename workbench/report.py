@@ -1,11 +1,11 @@
 """Self-contained reports of runs and studies: Markdown plus PNG figures, from the store only.
 
 A *run* report shows the fitness over time, the best candidate (program, expression or network
-summary; for LPO also its drift against PPO's clip drift), its per-environment returns with
-standard errors on meta-train and meta-test environments, outcomes, environment samples and wall
-time.  A *study* (a directory of runs) puts the methods side by side in the layout of the paper's
-comparison: in-distribution vs out-of-distribution normalised return, samples, time and
-interpretability.
+summary, and the figure its family asks for: LPO's drift against PPO's clip drift), its
+per-environment returns with standard errors on meta-train and meta-test environments, outcomes,
+environment samples and wall time.  A *study* (a directory of runs) puts the methods side by side in
+the layout of the paper's comparison: in-distribution vs out-of-distribution normalised return,
+samples, time and interpretability.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import matplotlib
 
@@ -21,8 +21,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from evaluators.families import FAMILIES  # noqa: E402
+
 from .runs import ACTIVE_KEY, list_runs  # noqa: E402
-from .agent.finalists import HELDOUT, heldout_best  # noqa: E402
+from .agent.finalists import HELDOUT  # noqa: E402
+from .candidate_ref import HELD_OUT, best_candidate  # noqa: E402
 from .drift_figure import drift_figure  # noqa: E402
 from .store import DB_NAME, CandidateRow, RunStore  # noqa: E402
 
@@ -78,14 +81,10 @@ def summarise(run_dir: Path) -> RunSummary:
         outcomes: dict[str, int] = {}
         for c in cands:
             outcomes[c.outcome] = outcomes.get(c.outcome, 0) + 1
-        best_row = heldout_best(store)  # discovery runs: ranked by held-out re-scores
-        if best_row is not None:
-            seed = best_row.info[HELDOUT]["seed"]
-            evals = [e for e in store.evaluations(best_row.id) if e["seed"] == seed]
-        else:
-            best = store.best_candidates(1)
-            best_row = best[0] if best else None
-            evals = store.evaluations(best_row.id) if best_row else []
+        best = best_candidate(store)  # held-out fitness when finalists were re-scored, else search
+        best_row = best.candidate if best else None
+        evals = [e for e in store.evaluations(best_row.id)
+                 if best.basis != HELD_OUT or e["seed"] == best.seed] if best else []
         env_steps = int(info.get("env_steps") or 0) or _evaluation_steps(store)
         failure = store.get_state("failure_reason") or ""
         active = store.get_state(ACTIVE_KEY)
@@ -211,14 +210,13 @@ def run_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
                       f"{_fmt(h['fitness'])}, meta-test fitness {_fmt(h['test_fitness'])}; on the "
                       f"search seeds it scored {_fmt(c.fitness)} / {_fmt(c.test_fitness)}."]
         else:
-            lines += [f"Meta-train fitness {_fmt(c.fitness)}, meta-test fitness {_fmt(c.test_fitness)}."]
+            seeds = s.best_evals[0]["seeds"] if s.best_evals else None
+            on = f" (search, {seeds} seeds: no finalist was re-scored)" if seeds else " (search)"
+            lines += [f"Meta-train fitness {_fmt(c.fitness)}, meta-test fitness "
+                      f"{_fmt(c.test_fitness)}{on}."]
         lines[-1] += f" Parents: {', '.join(map(str, c.parents)) or 'none'}."
         lines += ["", _candidate_block(c)]
-        fig_drift = drift_figure(run_dir, c, out / "drift.png") if s.family == "lpo" else None
-        if fig_drift:
-            lines += ["Its drift (the penalty on r·A in the policy objective) against PPO's clip "
-                      "drift, for a positive and a negative advantage:", "",
-                      f"![drift]({fig_drift.name})", ""]
+        lines += _family_figure(run_dir, c, s.family, out)
         if s.best_evals:
             lines += ["| split | env | return (mean ± s.e.) | normalised | seeds |", "|---|---|---|---|---|"]
             for e in sorted(s.best_evals, key=lambda e: (e["split"] != "train", e["env"])):
@@ -235,8 +233,25 @@ def run_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     return path
 
 
+def _family_figure(run_dir: Path, row: CandidateRow, family_name: str, out: Path) -> list[str]:
+    """The figure the run's family asks for (`Family.report_figure`), as report lines; none for
+    a family without one (or a name the registry does not know)."""
+    family = FAMILIES.get(family_name)
+    if family is None or family.report_figure is None:
+        return []
+    draw, caption = FAMILY_FIGURES[family.report_figure]
+    fig = draw(run_dir, row, out / f"{family.report_figure}.png", family)
+    return [caption, "", f"![{family.report_figure}]({fig.name})", ""] if fig else []
+
+
+# Family.report_figure -> (draw(run_dir, row, path, family) -> Path | None, caption)
+FAMILY_FIGURES: dict[str, tuple[Callable[..., Path | None], str]] = {
+    "drift": (drift_figure, "Its drift (the penalty on r·A in the policy objective) against PPO's "
+                            "clip drift, for a positive and a negative advantage:"),
+}
+
 METHOD_ORDER = ("es", "distill", "symbolic", "llm", "pipeline")
-FAMILY_ORDER = ("lpo", "open", "open_ff", "no_features")  # the paper's order
+FAMILY_ORDER = tuple(FAMILIES)  # the registry's order, which is the paper's
 
 
 def _method_key(s: RunSummary) -> tuple[int, str]:

@@ -177,8 +177,9 @@ def execute(config: RunConfig, store: RunStore) -> str:
             store.set_status("stopped")
             raise
         except BaseException as exc:
-            store.set_status("failed")
+            # the reason first: a viewer woken by the `failed` status event can already read it
             store.set_state("failure_reason", f"{type(exc).__name__}: {exc}")
+            store.set_status("failed")
             raise
         finally:
             # time spent running, over every session (a resume days later must not count the

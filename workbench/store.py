@@ -14,211 +14,35 @@ write to a live run: no schema script, no inserts.  Steering requests from a rea
 that cannot be migrated, raises `StoreVersionError` saying what to do; an older schema that can
 be migrated is migrated by the first writer that opens it (readers read it as it is).
 
-Ownership: the process executing a run holds a lease in the `owner` table (host, PID, the
-process's start time, boot id, a heartbeat refreshed by `workbench.runs`), taken in one
-`BEGIN IMMEDIATE` transaction so two racing resumes cannot both win (`acquire_lease` raises
-`RunOwned` naming the owner).  A lease is *held* while its owner lives: on the same host (and
-boot) while that PID exists, is not a zombie and is the same process (start time); on another
-host while its heartbeat is younger than `LEASE_STALE_S`.  A run whose status is `running` but
-whose lease is not held is reported as `interrupted` by `run_info()` (killed, or the machine
-rebooted) and can be resumed.
+Ownership (who executes the run, and whether it still lives) is `workbench.lease`; a run whose
+status is `running` but whose lease is not held reads as `interrupted` in `run_info()`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import threading
 import time
-import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from sandbox.pool import pid_alive
-
+from . import lease
 from .errors import WorkbenchError
+from .store_schema import (CANDIDATE_KINDS, MIGRATIONS, OUTCOMES, SCHEMA, SCHEMA_VERSION,
+                           CandidateRow, statements)
 
-SCHEMA_VERSION = 2
+__all__ = ["CANDIDATE_KINDS", "DB_NAME", "INTERRUPTED", "OUTCOMES", "RUN_STATUSES", "SCHEMA_VERSION",
+           "CandidateRow", "RunStore", "StoreVersionError"]
+
 DB_NAME = "run.sqlite"
 RUN_STATUSES = ("created", "running", "stopped", "finished", "failed")
 INTERRUPTED = "interrupted"  # shown, never stored: `running` whose owner is gone
-LEASE_STALE_S = 30.0  # a lease of another host whose heartbeat is older than this is not held
-CANDIDATE_KINDS = ("warm_start", "code", "symbolic", "network")
-OUTCOMES = ("pending", "ok", "invalid", "forbidden", "crashed", "timeout", "oom", "nan",
-            "no_code", "duplicate")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS run (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    name TEXT NOT NULL, family TEXT NOT NULL, method TEXT NOT NULL,
-    status TEXT NOT NULL, config TEXT NOT NULL,
-    created REAL NOT NULL, updated REAL NOT NULL,
-    cost_usd REAL NOT NULL DEFAULT 0, env_steps INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS candidates (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created REAL NOT NULL,
-    method TEXT NOT NULL,             -- es / distill / symbolic / llm / mutation / user
-    kind TEXT NOT NULL,               -- warm_start / code / symbolic / network
-    label TEXT NOT NULL DEFAULT '',
-    source TEXT,                      -- program text or expression (NULL for networks)
-    params_path TEXT,                 -- .npz relative to the run directory (networks)
-    hsize INTEGER,
-    parents TEXT NOT NULL DEFAULT '[]',  -- JSON list of candidate ids
-    generation INTEGER NOT NULL DEFAULT 0,
-    source_hash TEXT,                 -- normalised-AST / expression hash for dedup
-    outcome TEXT NOT NULL DEFAULT 'pending',
-    reason TEXT NOT NULL DEFAULT '',
-    fitness REAL,                     -- meta-train fitness (mean normalised return)
-    test_fitness REAL,                -- meta-test fitness (held-out envs)
-    info TEXT NOT NULL DEFAULT '{}'   -- JSON: thought, model, tokens, timings ...
-);
-CREATE INDEX IF NOT EXISTS candidates_hash ON candidates(source_hash);
-CREATE TABLE IF NOT EXISTS evaluations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    candidate_id INTEGER NOT NULL REFERENCES candidates(id),
-    created REAL NOT NULL,
-    env TEXT NOT NULL, split TEXT NOT NULL,      -- split: train / test
-    seeds INTEGER NOT NULL, seed INTEGER NOT NULL,
-    return_mean REAL, return_stderr REAL, normalized REAL,
-    sps REAL, compile_s REAL, env_steps INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created REAL NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL
-);
-CREATE INDEX IF NOT EXISTS metrics_name ON metrics(name, step);
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created REAL NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
-    info TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created REAL NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS artefacts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created REAL NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL,
-    info TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS owner (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    token TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
-    boot_id TEXT NOT NULL DEFAULT '', proc_start TEXT NOT NULL DEFAULT '',
-    since REAL NOT NULL, heartbeat REAL NOT NULL
-);
-"""
-# schema version -> the statements that bring a store of that version to the next one
-_MIGRATIONS = {
-    1: """CREATE TABLE IF NOT EXISTS owner (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    token TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
-    boot_id TEXT NOT NULL DEFAULT '', proc_start TEXT NOT NULL DEFAULT '',
-    since REAL NOT NULL, heartbeat REAL NOT NULL
-)""",
-}
-
-
-def _statements(script: str) -> list[str]:
-    return [st for st in script.split(";") if st.strip()]
 
 
 class StoreVersionError(WorkbenchError):
     """A run store this workbench cannot read or migrate (newer, or of an unknown schema)."""
-
-
-class RunOwned(WorkbenchError):
-    """The run is being executed by another live process (its lease is held)."""
-
-    fix = ("wait for that process to end, stop it (the TUI's run view: s), or kill it; "
-           "then `workbench resume RUN_DIR`")
-
-
-# -- process identity (for leases) --------------------------------------------------------------
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    """(state letter, start time in clock ticks since boot) of a live PID, or None if unknown."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return ("X", "")
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()
-    return fields[0], fields[19]
-
-
-def this_process() -> dict[str, Any]:
-    stat = _proc_stat(os.getpid())
-    return {"host": socket.gethostname(), "pid": os.getpid(), "boot_id": _boot_id(),
-            "proc_start": stat[1] if stat else ""}
-
-
-def lease_held(owner: dict[str, Any] | None, now: float | None = None) -> bool:
-    """Whether the process named by an `owner` row is still alive (see the module docstring)."""
-    if not owner:
-        return False
-    me = this_process()
-    if owner["host"] == me["host"] and (not owner["boot_id"] or not me["boot_id"]
-                                        or owner["boot_id"] == me["boot_id"]):
-        if not pid_alive(int(owner["pid"])):
-            return False
-        stat = _proc_stat(int(owner["pid"]))
-        if stat is None:
-            return True
-        state, start = stat
-        if state in ("Z", "X"):  # killed, not yet reaped by its parent (e.g. the TUI)
-            return False
-        return not (owner["proc_start"] and start and start != owner["proc_start"])  # PID reused
-    if owner["host"] == me["host"]:
-        return False  # the machine rebooted since
-    return (now or time.time()) - float(owner["heartbeat"]) <= LEASE_STALE_S
-
-
-def describe_owner(owner: dict[str, Any]) -> str:
-    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(owner["since"])))
-    return (f"PID {owner['pid']} on {owner['host']} since {since} "
-            f"(heartbeat {max(0.0, time.time() - float(owner['heartbeat'])):.0f} s ago)")
-
-
-@dataclass
-class CandidateRow:
-    id: int
-    created: float
-    method: str
-    kind: str
-    label: str
-    source: str | None
-    params_path: str | None
-    hsize: int | None
-    parents: list[int]
-    generation: int
-    source_hash: str | None
-    outcome: str
-    reason: str
-    fitness: float | None
-    test_fitness: float | None
-    info: dict[str, Any]
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "CandidateRow":
-        d = dict(row)
-        d["parents"] = json.loads(d["parents"])
-        d["info"] = json.loads(d["info"])
-        return cls(**d)
 
 
 class RunStore:
@@ -286,16 +110,16 @@ class RunStore:
         with self.transaction():
             version = self._stored_version()  # again, under the write lock
             if version is None:
-                for st in _statements(_SCHEMA):
+                for st in statements(SCHEMA):
                     self._conn.execute(st)
             else:
                 for v in range(version, SCHEMA_VERSION):
-                    if v not in _MIGRATIONS:
+                    if v not in MIGRATIONS:
                         raise StoreVersionError(
                             f"{self.path} has store schema {version}, which this workbench "
                             f"(schema {SCHEMA_VERSION}) cannot migrate",
                             fix="open it with the workbench that wrote it, or start a new run")
-                    for st in _statements(_MIGRATIONS[v]):
+                    for st in statements(MIGRATIONS[v]):
                         self._conn.execute(st)
             self._conn.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) "
                                "DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
@@ -370,57 +194,32 @@ class RunStore:
         owner = self.owner()
         info["stored_status"] = info["status"]
         info["owner"] = owner
-        if info["status"] == "running" and owner is not None and not lease_held(owner):
+        if info["status"] == "running" and owner is not None and not lease.lease_held(owner):
             info["status"] = INTERRUPTED
         return info
 
-    # -- ownership ----------------------------------------------------------------------------
+    # -- ownership (workbench.lease) -----------------------------------------------------------
     def owner(self) -> dict[str, Any] | None:
         """The lease row (who executes or last executed this run), or None."""
-        if self.schema_version < 2:
-            return None
-        rows = self._all("SELECT * FROM owner WHERE id = 1")
-        return dict(rows[0]) if rows else None
+        return lease.read_owner(self)
 
     def acquire_lease(self) -> str:
         """Take this run for this process, atomically; `RunOwned` if a live process holds it."""
-        me = this_process()
-        token = self._lease_token or uuid.uuid4().hex
-        now = time.time()
-        with self.transaction():
-            current = self.owner()
-            if current is not None and current["token"] != token and lease_held(current, now):
-                raise RunOwned(f"{self.run_dir} is already being run by {describe_owner(current)}")
-            self._conn.execute(
-                "INSERT INTO owner (id, token, host, pid, boot_id, proc_start, since, heartbeat) "
-                "VALUES (1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET token = excluded.token, "
-                "host = excluded.host, pid = excluded.pid, boot_id = excluded.boot_id, "
-                "proc_start = excluded.proc_start, since = excluded.since, heartbeat = excluded.heartbeat",
-                (token, me["host"], me["pid"], me["boot_id"], me["proc_start"], now, now))
-        self._lease_token = token
-        self.emit("owner", {"host": me["host"], "pid": me["pid"]})
-        return token
+        self._lease_token = lease.acquire(self, self._lease_token)
+        return self._lease_token
 
     def heartbeat(self) -> bool:
         """Refresh this process's lease; False if it is no longer ours (taken over)."""
-        if self._lease_token is None:
-            return False
-        cur = self._exec("UPDATE owner SET heartbeat = ? WHERE id = 1 AND token = ?",
-                         (time.time(), self._lease_token))
-        return cur.rowcount == 1
+        return lease.heartbeat(self, self._lease_token)
 
     def release_lease(self) -> None:
         """Give the run up (a clean exit); a lease taken over by another process is left alone."""
-        if self._lease_token is None:
-            return
-        self._exec("DELETE FROM owner WHERE id = 1 AND token = ?", (self._lease_token,))
+        lease.release(self, self._lease_token)
         self._lease_token = None
 
     def check_not_owned(self) -> None:
         """`RunOwned` if another live process holds this run (a check before writing to it)."""
-        current = self.owner()
-        if current is not None and current["token"] != self._lease_token and lease_held(current):
-            raise RunOwned(f"{self.run_dir} is already being run by {describe_owner(current)}")
+        lease.check_not_owned(self, self._lease_token)
 
     def set_status(self, status: str) -> None:
         if status not in RUN_STATUSES:
@@ -489,6 +288,12 @@ class RunStore:
         rows = self._all("SELECT * FROM candidates WHERE outcome = 'ok' AND fitness IS NOT NULL "
                          "ORDER BY fitness DESC, id LIMIT ?", (k,))
         return [CandidateRow.from_row(r) for r in rows]
+
+    def candidates_with_info(self, key: str) -> list[CandidateRow]:
+        """The candidates whose info has a non-null `key` (e.g. a held-out re-score), by id."""
+        return [CandidateRow.from_row(r) for r in self._all(
+            "SELECT * FROM candidates WHERE json_extract(info, ?) IS NOT NULL ORDER BY id",
+            (f'$."{key}"',))]
 
     def find_by_hash(self, source_hash: str) -> CandidateRow | None:
         rows = self._all("SELECT * FROM candidates WHERE source_hash = ? ORDER BY id LIMIT 1",

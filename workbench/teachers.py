@@ -1,5 +1,6 @@
 """Where a distillation teacher comes from: a stored network candidate, a parameter file, or the
-family's warm start (LPO only: PPO's clip drift is the zero network, so it is a valid teacher).
+family's warm start where its zero network is that warm start (`Family.zero_network_is_warm_start`;
+LPO: PPO's clip drift is the zero network, so it is a valid teacher).
 
 One resolver for `distill` and `symbolic`, so `teacher:` means the same thing in both sections.
 """
@@ -63,11 +64,11 @@ def resolve_teacher(spec: str | None, family: Family, store: RunStore) -> Teache
     if spec in (None, ""):
         return _from_row(_best_network(store, family, "this run"), store.run_dir, family, True)
     if spec in ("warm-start", "warm_start", "ppo"):
-        if family.name != "lpo":
+        if not family.zero_network_is_warm_start:  # its zero network would be a do-nothing rule
             raise TeacherError(f"{family.name} has no network warm start to distil; {SPEC_HELP}")
         params = family.init_network(jax.random.key(0), family.default_hsize, zero=True)
         return Teacher(params=params, hsize=family.default_hsize, kind="warm_start",
-                       label="PPO clip drift (zero LPO network)")
+                       label=f"{family.warm_start_name} (zero {family.name} network)")
     path, _, which = spec.partition(":")
     p = Path(path)
     if p.suffix == ".npz" and not which:

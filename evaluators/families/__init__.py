@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import Algorithm, Candidate, CandidateError, Family, ppo_clip_drift
+from .base import (Algorithm, Candidate, CandidateError, Family, SymbolicDefaults, TeacherInputs,
+                   ppo_clip_drift)
 from .lpo import LPO
 from .no_features import NO_FEATURES
 from .open import OPEN
@@ -24,4 +25,4 @@ def get_family(name: str) -> Family:
 
 
 __all__ = ["Algorithm", "Candidate", "CandidateError", "Family", "FAMILIES", "get_family",
-           "ppo_clip_drift", "UnknownFamilyError"]
+           "ppo_clip_drift", "SymbolicDefaults", "TeacherInputs", "UnknownFamilyError"]

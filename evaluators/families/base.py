@@ -9,7 +9,6 @@ training function, so a population of them can be vmapped; its code is static.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, NamedTuple
 
@@ -20,6 +19,8 @@ import optax
 from ..envs import EnvConfig
 
 CandidateKind = Literal["warm_start", "network", "code", "symbolic"]
+# what a family's learned function is asked about: what a teacher is queried on (see Family)
+TeacherInputs = Literal["ratio_advantage", "parameters", "trajectories"]
 
 
 class Algorithm(NamedTuple):
@@ -94,6 +95,25 @@ def make_adam(env: EnvConfig) -> tuple[Callable, Callable]:
 
 
 @dataclass(frozen=True)
+class SymbolicDefaults:
+    """A family's symbolic-regression settings where the config leaves them unset (SPEC §6).
+
+    Operators are in PySR's vocabulary (the operon backend translates them).  They live with the
+    family because the table is per family: a drift over (r, A) needs fewer, simpler operators and
+    shorter searches than an optimiser update over many features.
+    """
+
+    operators: tuple[str, ...] = ("+", "*", "-", "/", "max", "min", "exp", "neg", "tanh", "abs",
+                                  "relu")
+    maxsize: int = 60
+    maxdepth: int = 9
+    iterations: int = 10  # PySR niterations per fit
+    populations: int | None = 160  # None: PySR's own default
+    precision: int | None = None  # PySR float precision; None: PySR's default (32)
+    crossover_probability: float | None = None  # None: PySR's default
+
+
+@dataclass(frozen=True)
 class Family:
     """Base class: subclasses fill the class attributes and the `_*_algorithm` builders."""
 
@@ -108,6 +128,19 @@ class Family:
     warm_start_name: str = ""
     # where ES starts its search mean when `es.init` is 'auto' (see `es_start`)
     es_init: Literal["zero", "zero_output"] = "zero"
+    # What a teacher is queried on when it is distilled or recorded (evaluators.distillation,
+    # evaluators.recording, workbench symbolic data): 'parameters' — independent per-parameter
+    # optimiser inputs (a feed-forward optimiser, via `network_rule`); 'trajectories' — sequences
+    # of them, for a recurrent optimiser whose carry must be unrolled; 'ratio_advantage' —
+    # (ratio, advantage) points of a drift (via `network_drift` and `symbol_values`).
+    teacher_inputs: TeacherInputs = "parameters"
+    # True when the zero network *is* the warm start (LPO: the zero residual is PPO's clip drift),
+    # so it is a meaningful distillation teacher; elsewhere the zero network is a do-nothing rule.
+    zero_network_is_warm_start: bool = False
+    # The family-specific figure a run report draws of its best candidate, None for none.
+    # 'drift': the drift against PPO's clip drift (needs `network_drift`, `expression_drift`).
+    report_figure: Literal["drift"] | None = None
+    symbolic_defaults: SymbolicDefaults = SymbolicDefaults()
 
     def es_start(self, key: jax.Array, hsize: int | None, init: str = "auto") -> Any:
         """The ES search mean's first value; both choices compute the family's baseline exactly.
@@ -189,10 +222,3 @@ class Family:
         """None if the probe's outputs are fine, else the reason the candidate is `invalid`."""
         del outputs
         return None
-
-    def empty_meta(self) -> dict:
-        """The (empty) parameter pytree of code and symbolic candidates."""
-        return {}
-
-    def with_(self, **changes: Any) -> "Family":
-        return dataclasses.replace(self, **changes)

@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..envs import EnvConfig
-from .base import Algorithm, Candidate, Family, make_adam, ppo_clip_drift
+from .base import (Algorithm, Candidate, Family, SymbolicDefaults, TeacherInputs, make_adam,
+                   ppo_clip_drift)
 
 
 def ppo_clip(ratio, advantage, epsilon):
@@ -53,6 +54,14 @@ class LPOFamily(Family):
     # the drift network has no biases and tanh is odd, so w -> -w leaves it unchanged: from the
     # all-zero mean, antithetic ES pairs score identically (see Family.es_start)
     es_init: Literal["zero", "zero_output"] = "zero_output"
+    teacher_inputs: TeacherInputs = "ratio_advantage"
+    zero_network_is_warm_start: bool = True
+    report_figure: Literal["drift"] | None = "drift"
+    # SPEC §6, LPO column: a drift of (r, A) is small; 64-bit PySR and little crossover
+    symbolic_defaults: SymbolicDefaults = SymbolicDefaults(
+        operators=("*", "/", "max", "min", "+", "-", "square", "neg", "tanh", "abs"),
+        maxsize=40, maxdepth=8, iterations=1, populations=None, precision=64,
+        crossover_probability=0.01)
 
     def init_network(self, key: jax.Array, hsize: int | None = None, zero: bool = True) -> Any:
         hsize = hsize or self.default_hsize
@@ -95,6 +104,11 @@ class LPOFamily(Family):
         """A compiled expression's drift, clamped like every drift (what training applies)."""
         out = fn(**symbol_values(ratio, advantage, clip_eps))
         return self._finish(jnp.broadcast_to(out, ratio.shape))
+
+    def symbol_values(self, ratio: jax.Array, advantage: jax.Array, clip_eps: float
+                      ) -> dict[str, jax.Array]:
+        """The named inputs of an expression at (r, A) (symbolic data builds its columns here)."""
+        return symbol_values(ratio, advantage, clip_eps)
 
     def candidate_probe(self, candidate: Candidate) -> Callable[[], Any] | None:
         """Drift, its gradient in r, and the drift at r = 1 on 256 random (r, A) pairs."""

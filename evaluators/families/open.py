@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from ..envs import EnvConfig
 from ..learned_optimiser import MOMENTUM_NAMES, TensorInputs
-from .base import Algorithm, Family
+from .base import Algorithm, Family, TeacherInputs
 from .open_ff import lo_algorithm
 from .optimiser_nets import (OPEN_FEATURE_NAMES, MLPHead, open_features, open_output,
                              program_inputs, zero_carry, zeros_like_tree)
@@ -48,6 +48,7 @@ class OpenFamily(Family):
                              "distil to open_ff first, or use the code form with `var`")
     default_hsize: int = 16
     warm_start_name: str = "Adam"
+    teacher_inputs: TeacherInputs = "trajectories"  # the GRU carry must be unrolled
 
     def _nets(self, hsize: int) -> tuple[nn.GRUCell, MLPHead]:
         return nn.GRUCell(features=hsize // 2), MLPHead(hsize=hsize, outputs=3)

@@ -9,9 +9,10 @@ finish only scores what is missing.
 
 from __future__ import annotations
 
+from concurrent.futures import as_completed
 from typing import Any, Callable
 
-from workbench.agent.scoring import run_in_sandbox
+from workbench.agent.scoring import record_result, sandbox_job
 from workbench.store import RunStore
 
 HELDOUT = "heldout"  # candidate info key: {"fitness", "test_fitness", "seed", "seeds", "outcome"}
@@ -33,29 +34,31 @@ def finalists(store: RunStore, k: int) -> list[Any]:
 
 def score_finalists(config: Any, store: RunStore, pool: Any,
                     progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Re-score the finalists on held-out seeds in the sandbox; returns one record per finalist."""
+    """Re-score the finalists on held-out seeds in the sandbox; returns one record per finalist.
+
+    The missing re-scores are all submitted at once, so up to the executor's concurrency train
+    together; each is recorded as it arrives, here, in the store's own thread."""
     chosen = finalists(store, config.llm.final_top_k)
-    out = []
-    for i, row in enumerate(chosen):
-        if HELDOUT in row.info:
-            out.append({"id": row.id, **row.info[HELDOUT]})
+    records = {row.id: {"id": row.id, **row.info[HELDOUT]} for row in chosen if HELDOUT in row.info}
+    pending = {}
+    for row in chosen:
+        if row.id in records:
             continue
         store.emit("heldout", {"id": row.id, "seed": config.eval_seed})
-        r = run_in_sandbox(store, config, pool, row.id, row.source, config.eval_seed,
-                           kind="symbolic" if row.kind == "symbolic" else "code",
-                           label=f"held-out re-score of #{row.id}")
+        job = sandbox_job(config, row.source, config.eval_seed,
+                          kind="symbolic" if row.kind == "symbolic" else "code",
+                          label=f"held-out re-score of #{row.id}")
+        pending[pool.submit(job, config.sandbox.time_limit_s)] = row.id
+    done = len(records)
+    for future in as_completed(pending):
+        cid, r = pending[future], future.result()
+        record_result(store, config, cid, r, config.eval_seed)
         record = {"fitness": r.fitness, "test_fitness": r.test_fitness, "seed": config.eval_seed,
                   "seeds": config.seeds, "outcome": r.outcome, "reason": r.reason,
                   "isolation": r.isolation}
-        store.merge_info(row.id, {HELDOUT: record})  # the columns keep the search's result
-        out.append({"id": row.id, **record})
+        store.merge_info(cid, {HELDOUT: record})  # the columns keep the search's result
+        records[cid] = {"id": cid, **record}
+        done += 1
         if progress:
-            progress(i + 1, len(chosen))
-    return out
-
-
-def heldout_best(store: RunStore) -> Any | None:
-    """The candidate with the best held-out fitness, if any finalist was re-scored."""
-    rows = [c for c in store.candidates()
-            if HELDOUT in c.info and c.info[HELDOUT].get("fitness") is not None]
-    return max(rows, key=lambda c: (c.info[HELDOUT]["fitness"], -c.id)) if rows else None
+            progress(done, len(chosen))
+    return [records[row.id] for row in chosen]

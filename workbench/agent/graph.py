@@ -28,7 +28,7 @@ from langgraph.graph import END, START, StateGraph
 
 from evaluators.families import get_family
 from sandbox.checks import ProgramError, screen_source
-from sandbox.pool import SandboxPool
+from sandbox.executors import Executor
 from workbench.proposers import Proposal
 from workbench.proposers.program_hash import program_hash
 from workbench.store import RunStore
@@ -88,7 +88,7 @@ def feedback_text(store: RunStore, cid: int) -> str:
     return f"Candidate {cid} ({row.label}) failed: {row.outcome}: {row.reason}"
 
 
-def build_graph(config: Any, store: RunStore, pool: SandboxPool, progress: Any = None) -> Any:
+def build_graph(config: Any, store: RunStore, pool: Executor, progress: Any = None) -> Any:
     family = get_family(config.family)
     source = make_source(config, family)
     tick = wall_clock(store)

@@ -1,36 +1,21 @@
 """Proposal sources the agent graph draws from: the archive-driven mutation search and the LLM.
 
-Both read the archive from the run store, so a resumed run proposes from exactly what was recorded.
+Both read the archive from the run store (`workbench.proposers.archive`), so a resumed run proposes
+from exactly what was recorded.
 """
 
 from __future__ import annotations
 
-import inspect
 import random
-import textwrap
 from typing import Any
 
 from evaluators.families import Family
 from workbench.proposers import Proposal
+from workbench.proposers.archive import archive, known_hashes, warm_start_source
+from workbench.proposers.llm import LLMSource
 from workbench.proposers.mutation import MutationProposer, select_parents
 from workbench.proposers.program_hash import program_hash
 from workbench.store import RunStore
-
-
-def warm_start_source(family: Family) -> str:
-    """The family's hand-designed warm start as program text (derived, not duplicated)."""
-    return textwrap.dedent(inspect.getsource(family.warm_start_fn()))
-
-
-def archive(store: RunStore) -> list[tuple[int, str, float, int]]:
-    """(id, source, fitness, lineage root) of every scored program, best first."""
-    rows = [r for r in store.candidates("ok") if r.source and r.fitness is not None and r.kind == "code"]
-    return sorted(((r.id, r.source, float(r.fitness), int(r.info.get("lineage", r.id))) for r in rows),
-                  key=lambda x: -x[2])
-
-
-def known_hashes(store: RunStore) -> set[str]:
-    return {r.source_hash for r in store.candidates() if r.source_hash}
 
 
 class MutationSource:
@@ -60,9 +45,9 @@ def make_source(config: Any, family: Family) -> Any:
     llm = config.llm
     use_llm = llm.proposer == "llm" or (llm.proposer == "auto" and (llm.model or llm.models))
     if use_llm:
-        from workbench.proposers.llm import LLMSource
         return LLMSource(config, family)
     return MutationSource(family, config.seed, llm.archive_top_k)
 
 
-__all__ = ["MutationSource", "archive", "known_hashes", "make_source", "program_hash", "warm_start_source"]
+__all__ = ["LLMSource", "MutationSource", "archive", "known_hashes", "make_source", "program_hash",
+           "warm_start_source"]

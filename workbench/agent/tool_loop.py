@@ -33,13 +33,14 @@ from evaluators.families import get_family
 from workbench import control
 from workbench.control import StopRequested
 from workbench.errors import LLMRequestRejected
-from workbench.proposers.llm import LLMClient, task_text
+from workbench.proposers.llm import task_text
+from workbench.proposers.llm_client import LLMClient
 from workbench.resources import prompt
 from workbench.store import RunStore
 
 from .graph import CHECKPOINT_DB, budget_left, drive, wall_clock
 from .scoring import open_pool
-from .tools import TOOL_SCHEMAS, call_tool
+from .tools import TOOL_SCHEMAS, MethodLookup, call_tool
 
 THREAD = {"configurable": {"thread_id": "tools"}, "recursion_limit": 1_000_000}
 REPLY_KEY = "tool_loop.reply.{turn}"
@@ -85,7 +86,8 @@ def _stored_result(store: RunStore, key: str) -> dict[str, Any] | None:
     return None
 
 
-def build_tool_graph(config: Any, store: RunStore, pool: Any, progress: Any = None) -> StateGraph:
+def build_tool_graph(config: Any, store: RunStore, pool: Any, progress: Any = None,
+                     methods: MethodLookup | None = None) -> StateGraph:
     llm = config.llm
     client = LLMClient(llm)
     model = client.models[0]
@@ -168,7 +170,7 @@ def build_tool_graph(config: Any, store: RunStore, pool: Any, progress: Any = No
                 store.emit("tool_call", {"tool": call["name"], "call": call["key"]})
                 store.set_state("final_status", "running")
                 try:
-                    result = call_tool(store, config, call["name"], args, pool=pool)
+                    result = call_tool(store, config, call["name"], args, pool=pool, methods=methods)
                 except StopRequested:  # a method saw the stop at its checkpoint; it re-runs on resume
                     store.set_state("final_status", "stopped")
                     tick()
@@ -197,13 +199,15 @@ def build_tool_graph(config: Any, store: RunStore, pool: Any, progress: Any = No
     return g
 
 
-def run_tool_loop(config: Any, store: RunStore, progress: Any = None) -> None:
+def run_tool_loop(config: Any, store: RunStore, progress: Any = None,
+                  methods: MethodLookup | None = None) -> None:
     """Start or continue this run's tool-calling conversation until it ends, a budget is spent or
-    it is stopped.  `progress(step, tool, result)` is called after every executed tool call."""
+    it is stopped.  `progress(step, tool, result)` is called after every executed tool call;
+    `methods` resolves the method tools (`workbench.methods.get_method`; see `tools.call_tool`)."""
     conn = sqlite3.connect(Path(store.run_dir) / CHECKPOINT_DB, check_same_thread=False)
     try:
         with open_pool(config, spares=1) as pool:
-            graph = build_tool_graph(config, store, pool, progress).compile(checkpointer=SqliteSaver(conn))
+            graph = build_tool_graph(config, store, pool, progress, methods).compile(checkpointer=SqliteSaver(conn))
             drive(graph, THREAD, store, {"messages": first_messages(config), "pending": [], "steps": 0,
                                          "turns": 0, "final": False, "done": False}, "tools")
     finally:

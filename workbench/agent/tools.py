@@ -8,8 +8,10 @@ then validated again as the config section they override, so a model's bad call 
 The schemas are generated from the same models (and the method tools' from the config sections),
 so what the model is told and what is checked cannot drift apart.
 
-ES, distillation and symbolic search are imported lazily from `workbench.methods.*`; when a module
-is absent, its tool answers `{"error": ...}` instead of failing.
+The method tools (ES, distillation, symbolic search) run methods, which sit above the agent: the
+caller hands `call_tool` the lookup (`methods=workbench.methods.get_method`, which `methods.llm`
+passes down through the tool loop).  A method that is absent, or no lookup at all, makes its tool
+answer `{"error": ...}` instead of failing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from workbench.config import RunConfig
+from workbench.errors import WorkbenchError
+from workbench.proposers.program_hash import program_hash
 from workbench.store import RunStore
+
+from .scoring import open_pool, score_program
+
+# method name -> its module (`run(config, store)`); raises a WorkbenchError (`MethodUnavailable`)
+# for a method this installation lacks.  `workbench.methods.get_method` is the one used.
+MethodLookup = Callable[[str], Any]
 
 
 class _Args(BaseModel):
@@ -60,10 +71,6 @@ def evaluate(store: RunStore, config: Any, code: str, name: str = "tool", pool: 
     `pool` (not a model argument) lets a long-lived caller reuse its pre-started workers.  A
     program left `pending` by an interrupted session is re-scored under its old id, not copied.
     """
-    from workbench.proposers.program_hash import program_hash
-
-    from .scoring import open_pool, score_program
-
     digest = program_hash(code)
     earlier = store.find_by_hash(digest)
     if earlier is not None and earlier.outcome != "pending":
@@ -88,8 +95,6 @@ def evaluate(store: RunStore, config: Any, code: str, name: str = "tool", pool: 
 def _section_args(section: str, keys: dict[str, str]) -> type[_Args]:
     """An arguments model whose fields are `keys` of config section `section` (same types and
     bounds), each optional: what is left out keeps the run's setting."""
-    from workbench.config import RunConfig
-
     model = RunConfig.model_fields[section].annotation
     fields: dict[str, Any] = {}
     for key, desc in keys.items():
@@ -117,12 +122,8 @@ SYMBOLIC_ARGS = _section_args("symbolic", {
 
 
 def _method_tool(name: str) -> Callable[..., dict[str, Any]]:
-    def tool(store: RunStore, config: Any, **settings: Any) -> dict[str, Any]:
-        from workbench.methods import MethodUnavailable, get_method
-        try:
-            module = get_method(name)
-        except MethodUnavailable as exc:
-            return {"error": str(exc)}
+    def tool(store: RunStore, config: Any, methods: MethodLookup | None = None,
+             **settings: Any) -> dict[str, Any]:
         if str(settings.get("teacher") or "").isdigit():
             settings["teacher"] = f"{store.run_dir}:{settings['teacher']}"
         current = getattr(config, name)
@@ -130,6 +131,12 @@ def _method_tool(name: str) -> Callable[..., dict[str, Any]]:
             section = type(current).model_validate({**current.model_dump(), **settings})
         except ValidationError as exc:
             return {"error": f"bad settings for {name}: {_validation_text(exc)}"}
+        if methods is None:
+            return {"error": f"method {name!r} cannot be run from here (no method lookup was given)"}
+        try:
+            module = methods(name)
+        except WorkbenchError as exc:  # MethodUnavailable: not in this installation
+            return {"error": str(exc)}
         before = {r.id for r in store.candidates()}
         store.emit("tool", {"method": name, "settings": settings})
         module.run(config.model_copy(update={"method": name, name: section}), store)
@@ -168,6 +175,7 @@ class Tool:
     fn: Callable[..., dict[str, Any]]
     args: type[_Args]
     description: str
+    runs_method: bool = False  # a method tool: `call_tool` hands it the method lookup
 
     def schema(self, name: str) -> dict[str, Any]:
         params = self.args.model_json_schema()
@@ -181,11 +189,12 @@ TOOL_SPECS: dict[str, Tool] = {
     "evaluate": Tool(evaluate, EvaluateArgs, "Train PPO with a program in the sandbox on the run's "
                      "environments; records it as a candidate; returns its outcome and fitness."),
     "es_train": Tool(_method_tool("es"), ES_ARGS, "Meta-train the family's neural network with "
-                     "evolution strategies; every few generations the search mean is stored and scored."),
+                     "evolution strategies; every few generations the search mean is stored and scored.",
+                     runs_method=True),
     "distill": Tool(_method_tool("distill"), DISTILL_ARGS, "Distil a network candidate into a new "
-                    "network (black-box distillation) and score it."),
+                    "network (black-box distillation) and score it.", runs_method=True),
     "symbolic_search": Tool(_method_tool("symbolic"), SYMBOLIC_ARGS, "Fit a symbolic expression to "
-                            "a network candidate and score it as a program."),
+                            "a network candidate and score it as a program.", runs_method=True),
     "top_candidates": Tool(top_candidates, TopArgs, "The best scored candidates so far, best first."),
     "show_candidate": Tool(show_candidate, ShowArgs, "Source, outcome, fitness and parents of one candidate."),
 }
@@ -193,8 +202,11 @@ TOOLS: dict[str, Callable[..., dict[str, Any]]] = {name: t.fn for name, t in TOO
 TOOL_SCHEMAS = [t.schema(name) for name, t in TOOL_SPECS.items()]
 
 
-def call_tool(store: RunStore, config: Any, name: str, arguments: Any, pool: Any = None) -> dict[str, Any]:
+def call_tool(store: RunStore, config: Any, name: str, arguments: Any, pool: Any = None,
+              methods: MethodLookup | None = None) -> dict[str, Any]:
     """Dispatch a tool call; unknown tools, bad arguments and failures are answered, not raised.
+
+    `pool` is reused by `evaluate`; `methods` resolves the methods behind the method tools.
 
     Only a stop request (`StopRequested`, a KeyboardInterrupt) propagates: the caller saves state.
     """
@@ -210,6 +222,8 @@ def call_tool(store: RunStore, config: Any, name: str, arguments: Any, pool: Any
                          f"{', '.join(spec.args.model_fields)}"}
     if name == "evaluate" and pool is not None:
         args["pool"] = pool
+    if spec.runs_method:
+        args["methods"] = methods
     try:
         return spec.fn(store, config, **args)
     except Exception as exc:  # noqa: BLE001 - the agent reads the failure and goes on

@@ -16,7 +16,7 @@ METHODS: dict[str, str] = {
     "distill": "workbench.methods.distill",
     "symbolic": "workbench.methods.symbolic",
     "llm": "workbench.methods.llm",
-    "pipeline": "workbench.agent.pipeline",
+    "pipeline": "workbench.methods.pipeline",
 }
 
 

@@ -13,7 +13,6 @@ and ends bit-identical to an uninterrupted one (the data of step k is drawn from
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -31,7 +30,7 @@ from evaluators.recording import record_inputs
 from .. import control
 from ..config import ConfigError, DistillConfig, RunConfig
 from ..evaluate import record_result, resolve_envs, score_candidate
-from ..params_io import load_params, save_params
+from ..params_io import load_params, save_npz, save_params
 from ..store import RunStore
 from ..teachers import record_teacher, resolve_teacher
 
@@ -142,16 +141,9 @@ def distil(family: Family, teacher_params: Any, teacher_hsize: int, student_hsiz
 # -- checkpoints ----------------------------------------------------------------------------------
 def save_checkpoint(run_dir: Path, state: DistillState) -> Path:
     """Atomically write the state: leaves of (params, opt_state) in tree order, epoch and key."""
-    path = run_dir / CHECKPOINT
-    path.parent.mkdir(parents=True, exist_ok=True)
     leaves = jax.tree.leaves((state.params, state.opt_state))
-    tmp = path.with_name("distill_state.tmp.npz")
-    np.savez(tmp, epoch=np.asarray(state.epoch), key=np.asarray(state.key),
-             **{f"leaf_{i:04d}": np.asarray(x) for i, x in enumerate(leaves)})
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return save_npz(run_dir / CHECKPOINT, {"epoch": np.asarray(state.epoch), "key": np.asarray(state.key),
+                                           **{f"leaf_{i:04d}": np.asarray(x) for i, x in enumerate(leaves)}})
 
 
 def load_checkpoint(run_dir: Path, template: DistillState) -> DistillState | None:
@@ -228,7 +220,8 @@ def run(config: RunConfig, store: RunStore) -> None:
     cfg = config.distill
     envs = (resolve_envs(config.envs, config.timesteps, config.num_envs),
             resolve_envs(config.test_envs, config.timesteps, config.num_envs))
-    if cfg.data == "recorded" and family.name == "open" and envs[0][0].optimiser_steps < cfg.seq_length:
+    unrolled = family.teacher_inputs == "trajectories"  # only unrolls need seq_length steps
+    if cfg.data == "recorded" and unrolled and envs[0][0].optimiser_steps < cfg.seq_length:
         raise ConfigError(f"distill.data: recorded: a PPO run of {envs[0][0].key} at these timesteps "
                           f"has {envs[0][0].optimiser_steps} optimiser steps, fewer than "
                           f"distill.seq_length = {cfg.seq_length}; raise timesteps or lower "

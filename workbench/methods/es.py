@@ -8,7 +8,6 @@ meta-train and meta-test envs with held-out seeds.  `run` resumes from the last 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +16,14 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from tqdm import tqdm
 
-from evaluators.envs import EnvConfig, get_env_config
+from evaluators.envs import EnvConfig
 from evaluators.families import get_family
 from evaluators.fitness import NAN_RETURN, PopulationEvaluator
 
 from .. import control
 from ..config import RunConfig
-from ..evaluate import record_result, score_candidate
-from ..params_io import save_params
+from ..evaluate import record_result, resolve_envs, score_candidate
+from ..params_io import save_npz, save_params
 from ..store import RunStore
 from .evosax_strategy import OWN_STRATEGY, EvosaxState, EvosaxStrategy
 from .open_es import ESState, OpenES
@@ -34,19 +33,11 @@ COUNTED_KEY = "es_cost_counted_through"  # the last generation whose env steps a
 
 
 def _envs(names: list[str], config: RunConfig) -> list[EnvConfig]:
-    return [get_env_config(n).scaled(total_timesteps=config.timesteps, num_envs=config.num_envs)
-            for n in names]
+    return resolve_envs(names, config.timesteps, config.num_envs)
 
 
 def save_checkpoint(run_dir: Path, state: ESState) -> Path:
-    path = run_dir / CHECKPOINT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("es_state.tmp.npz")
-    np.savez(tmp, **state.to_arrays())
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return save_npz(run_dir / CHECKPOINT, state.to_arrays())
 
 
 def load_checkpoint(run_dir: Path, strategy) -> ESState | EvosaxState | None:

@@ -18,36 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from workbench.errors import WorkbenchError
+from workbench.es_strategy_names import OWN_STRATEGY, lookup_evosax
 
-OWN_STRATEGY = "open_es"
-
-
-class UnknownStrategyError(WorkbenchError, ValueError):
-    pass
-
-
-def evosax_names() -> list[str]:
-    from evosax.algorithms import algorithms
-    return sorted(algorithms)
-
-
-def _lookup(name: str) -> type:
-    from evosax.algorithms import algorithms
-    by_lower = {k.lower(): v for k, v in algorithms.items()}
-    cls = algorithms.get(name) or by_lower.get(name.lower())
-    if cls is None:
-        raise UnknownStrategyError(
-            f"es.strategy: unknown strategy {name!r}; use {OWN_STRATEGY!r} (the original's OpenAI-ES) "
-            f"or an evosax name: {', '.join(evosax_names())}")
-    return cls
-
-
-def check_strategy_name(name: str) -> str:
-    if name != OWN_STRATEGY:
-        _lookup(name)
-    return name
-
+__all__ = ["OWN_STRATEGY", "EvosaxState", "EvosaxStrategy"]
 
 @dataclass
 class EvosaxState:
@@ -75,7 +48,7 @@ class EvosaxStrategy:
 
     def __init__(self, name: str, popsize: int, num_dims: int, sigma: float, lr: float,
                  lr_decay: float, lr_limit: float, sigma_decay: float, sigma_limit: float):
-        cls = _lookup(name)
+        cls = lookup_evosax(name)
         accepted = inspect.signature(cls.__init__).parameters
         kwargs: dict[str, Any] = {}
         lr_schedule = optax.exponential_decay(lr, 1, lr_decay, end_value=min(lr_limit, lr))

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from tqdm import tqdm
+
+from workbench.agent.finalists import finalists, score_finalists
+from workbench.agent.graph import run_agent
+from workbench.agent.scoring import open_pool
+from workbench.agent.tool_loop import run_tool_loop
 from workbench.config import ConfigError, RunConfig, tool_mode_problem
 from workbench.store import RunStore
 
+from . import get_method
+
 
 def _progress_printer(config: RunConfig, store: RunStore) -> Any:
-    from tqdm import tqdm
-
     total = config.llm.max_candidates or config.llm.generations
     done = len(store.candidates())  # a resumed run continues its bar
     bar = tqdm(total=max(total, done), initial=done, desc="candidates", unit="cand")
@@ -28,8 +34,6 @@ def _progress_printer(config: RunConfig, store: RunStore) -> Any:
 
 
 def _tool_step_printer(config: RunConfig) -> Any:
-    from tqdm import tqdm
-
     def progress(step: int, tool: str, result: dict[str, Any]) -> None:
         if "error" in result:
             what = f"error: {str(result['error'])[:120]}"
@@ -48,12 +52,9 @@ def run(config: RunConfig, store: RunStore) -> None:
         problem = tool_mode_problem(config.llm)
         if problem:  # configs built without validation (e.g. model_copy) get the same message
             raise ConfigError(problem)
-        from workbench.agent.tool_loop import run_tool_loop
-
-        run_tool_loop(config, store, progress=_tool_step_printer(config))
+        # the method tools run the other methods: the tool loop gets this package's lookup
+        run_tool_loop(config, store, progress=_tool_step_printer(config), methods=get_method)
     else:
-        from workbench.agent.graph import run_agent
-
         run_agent(config, store, progress=_progress_printer(config, store))
     rescore_finalists(config, store)
 
@@ -62,11 +63,6 @@ def rescore_finalists(config: RunConfig, store: RunStore) -> None:
     """Held-out re-scores of the best programs once the search has ended (see agent.finalists)."""
     if config.llm.final_top_k <= 0:
         return
-    from tqdm import tqdm
-
-    from workbench.agent.finalists import finalists, score_finalists
-    from workbench.agent.scoring import open_pool
-
     todo = [c for c in finalists(store, config.llm.final_top_k) if "heldout" not in c.info]
     if not todo:
         return

@@ -30,7 +30,8 @@ from .. import control
 from ..agent.scoring import open_pool
 from ..config import RunConfig, SymbolicConfig
 from ..errors import WorkbenchError
-from ..evaluate import EvalResult, record_result
+from ..evaluate import EvalResult, record_result, resolve_envs
+from ..params_io import atomic_write_text
 from ..store import RunStore
 from ..symbolic.backends import Backend, search_settings, select_backend
 from ..symbolic.data import RegressionData, make_data
@@ -114,9 +115,8 @@ def _evaluate(config: RunConfig, store: RunStore, pool: Any, cid: int, text: str
     r = pool.evaluate(_job(config, text))
     result = EvalResult(config.family, r.outcome, r.reason, envs=r.envs, test_envs=r.test_envs,
                         fitness=r.fitness, test_fitness=r.test_fitness)
-    steps = {e: get_env_config(e).scaled(total_timesteps=config.timesteps,
-                                         num_envs=config.num_envs).steps_per_run
-             for e in list(config.envs) + list(config.test_envs)}
+    steps = {e.key: e.steps_per_run for e in resolve_envs([*config.envs, *config.test_envs],
+                                                            config.timesteps, config.num_envs)}
     record_result(store, cid, result, config.symbolic.eval_seeds, config.eval_seed, steps)
     store.merge_info(cid, {"isolation": r.isolation})
     return r.fitness
@@ -167,9 +167,7 @@ def _save_front(store: RunStore, epoch: int, backend: str, front: list[Member],
             "selected": {k: v.expression for k, v in selected.items()},
             "rejected": [{"backend_expression": r.backend_expression, "reason": r.reason}
                          for r in rejected]}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=1))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(body, indent=1))
     store.add_artefact(f"symbolic front, epoch {epoch + 1}", path,
                        {"epoch": epoch + 1, "backend": backend, "front_size": len(front)})
     store.set_state(FRONT_KEY, {"epoch": epoch + 1, "front": table,

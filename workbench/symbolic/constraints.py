@@ -24,18 +24,17 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import sympy
 
 from sandbox.expressions import ExpressionError, parse_expression, to_jax
+from sandbox.jail import REPO_ROOT  # the directory holding the project's packages
 
 IDENTITY_A = (1, -1, sympy.Rational(1, 2))
 LPO_AT_ONE = {"log_r": 0, "r_minus_1": 0, "r": 1}
 INTEGRATE_LIMIT_S = 20.0
 DENSE_TOLERANCE = 1e-7
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ConstraintError(ValueError):

@@ -23,7 +23,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from evaluators.families import Family
-from evaluators.families.lpo import symbol_values
 from evaluators.teacher_data import lpo_grid, synthetic_tensor_inputs
 
 from ..teachers import Teacher
@@ -47,6 +46,13 @@ class RegressionData:
     fixed: dict[str, float]  # inputs held constant (LPO: epsilon)
     test_drift: np.ndarray | None = None  # LPO: held-out drift values (the grad-loss fit's check)
 
+    @property
+    def fits_drift(self) -> bool:
+        """True when the regressed function is a drift (or its gradient): a drift must be zero at
+        r = 1 (Mirror Learning), so the front constrains it.  Read from the data, which the
+        family's `teacher_inputs` shaped, so family-like stand-ins need nothing more."""
+        return self.target in ("drift", "drift_gradient")
+
 
 def _split(key: jax.Array, n: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.asarray(jax.random.permutation(key, n))
@@ -64,7 +70,8 @@ def lpo_data(family: Family, teacher: Teacher, key: jax.Array, points: int, batc
     value = np.asarray(drift(ratio), dtype=np.float64)
     # each drift depends on its own r only, so the gradient of the sum is elementwise
     y = np.asarray(jax.grad(lambda r: drift(r).sum())(ratio), dtype=np.float64) if gradient else value
-    sym = {k: np.asarray(v, dtype=np.float64) for k, v in symbol_values(ratio, adv, clip_eps).items()}
+    values = family.symbol_values(ratio, adv, clip_eps)
+    sym = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
     fit, held = _split(key, y.size, batch)
     X = np.stack([sym[c][fit] for c in LPO_COLUMNS], axis=1)
     return RegressionData(LPO_COLUMNS, X, y[fit], {k: v[held] for k, v in sym.items()}, y[held],
@@ -91,10 +98,13 @@ def optimiser_data(family: Family, teacher: Teacher, key: jax.Array, points: int
 
 def make_data(family: Family, teacher: Teacher, key: jax.Array, points: int, batch: int,
               clip_eps: float = 0.2, gradient: bool = False) -> RegressionData:
-    if family.name == "lpo":
+    """The regression data of `family`'s teacher, shaped by what it is queried on
+    (`Family.teacher_inputs`): a drift on the (r, A) grid, or an optimiser on synthetic tensors."""
+    if family.teacher_inputs == "ratio_advantage":
         return lpo_data(family, teacher, key, points, batch, clip_eps, gradient)
     if gradient:
-        raise ValueError("symbolic.grad_loss applies to LPO only (d drift / dr); set it to false")
+        raise ValueError("symbolic.grad_loss applies to drift families (LPO) only (d drift / dr); "
+                         "set it to false")
     return optimiser_data(family, teacher, key, points, batch)
 
 

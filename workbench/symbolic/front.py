@@ -1,8 +1,9 @@
 """From a backend's raw equations to a checked Pareto front and the two selected expressions.
 
-Each raw equation is parsed (sympy), its target standardisation undone, the family's rule applied
-(LPO: zero drift at r = 1, or integration of a gradient fit), printed, parsed back and compiled to
-JAX (so what is stored is exactly what the evaluator will run), and scored on held-out teacher data.
+Each raw equation is parsed (sympy), its target standardisation undone, the rule of what is fitted
+applied (a drift, LPO's: zero at r = 1, or integration of a gradient fit; see
+`RegressionData.fits_drift`), printed, parsed back and compiled to JAX (so what is stored is
+exactly what the evaluator will run), and scored on held-out teacher data.
 Anything that fails on the way is kept as a rejection with its reason, never raised.
 
 Selections (SPEC §6): `best_loss` is the lowest held-out loss; `best_score` is PySR's default
@@ -22,7 +23,7 @@ import sympy
 from evaluators.families import Family
 from sandbox.expressions import ExpressionError, compile_expression, complexity, parse_expression
 
-from .backends import Equation
+from .backend_base import Equation
 from .constraints import ConstraintError, integrate_many, zero_at_identity
 from .data import RegressionData, held_out_mse
 
@@ -129,7 +130,7 @@ def build_front(family: Family, data: RegressionData, equations: Sequence[Equati
                 expr = parse_expression(integrals[i]["expr"], names)
                 notes = notes + ["fitted d drift/dr to the teacher's gradient; drift = "
                                  "∫ from 1 to r of the fit (zero at r = 1 by construction)"]
-            if family.name == "lpo":
+            if data.fits_drift:
                 c = zero_at_identity(expr)
                 expr, notes = c.expr, notes + [c.note]
             text = str(expr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import Equation, SearchSettings
+from .backend_base import Equation, SearchSettings
 
 # PySR operator name -> operon symbols; neg is covered by sub, relu by max with a constant.
 # pyoperon 0.6.2's `fmax` node evaluates (and prints) as min and `fmin` as max; the printed text

@@ -1,4 +1,5 @@
-"""PySR with SPEC §6's settings; imported only when `pysr_status()` says Julia starts.
+"""PySR with SPEC §6's settings; `pysr` itself is imported only when a PySRBackend is made
+(after `pysr_status()` says Julia starts).
 
 Differences from the original, on purpose: no runtime `Pkg.add` (the install must be complete), and
 the LPO loss is plain L2 like OPEN-FF's: the zero-drift-at-r=1 rule is enforced afterwards in Python
@@ -12,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from .backends import BINARY, UNARY, Equation, SearchSettings
+from .backend_base import BINARY, UNARY, Equation, SearchSettings
 
 
 def pysr_kwargs(s: SearchSettings) -> dict[str, Any]:
-    """The SPEC §6 table for `s.family` (LPO vs OPEN-FF / NoFeat)."""
+    """The SPEC §6 table for `s.family` (its `symbolic_defaults`, resolved into `s`)."""
     kw: dict[str, Any] = dict(
         maxsize=s.maxsize, maxdepth=s.maxdepth, niterations=s.iterations,
         binary_operators=[o for o in s.operators if o in BINARY],
@@ -26,8 +27,10 @@ def pysr_kwargs(s: SearchSettings) -> dict[str, Any]:
         temp_equation_file=True)
     if s.populations is not None:
         kw["populations"] = s.populations
-    if s.is_lpo:
-        kw.update(precision=64, crossover_probability=0.01)
+    if s.precision is not None:
+        kw["precision"] = s.precision
+    if s.crossover_probability is not None:
+        kw["crossover_probability"] = s.crossover_probability
     if s.time_limit_s:
         kw["timeout_in_seconds"] = s.time_limit_s
     return kw

@@ -10,6 +10,8 @@ import difflib
 
 from rich.text import Text
 
+from ..agent.finalists import HELDOUT
+from ..lease import describe_owner
 from ..store import CandidateRow
 
 OUTCOME_STYLE = {"ok": "green", "pending": "dim", "invalid": "red", "forbidden": "bold red",
@@ -77,18 +79,45 @@ STATUS_STYLE = {"running": "green", "stopped": "yellow", "failed": "red"}
 
 
 def status_line(info: dict, cands: list[CandidateRow], paused: bool) -> str:
-    """family/method, state, candidates (ok), best fitness, LLM cost against its cap, env steps."""
+    """Two lines that fit 80 columns: family/method, state and candidates (ok); then the best
+    fitness (which one, over how many seeds), the LLM cost against its cap, env steps."""
     cfg = info.get("config", {})
     status = info.get("status", "created")
     ok = sum(c.outcome == "ok" for c in cands)
+    cap = cfg.get("llm", {}).get("max_cost_usd")
+    spent = info.get("cost_usd", 0) or 0
+    # a run that pays nothing and has no cap (the offline search) shows no cost
+    cost = (f"${spent:.2f}" + (f" / ${cap:.2f}" if cap else "") + " · ") if cap or spent else ""
+    style = STATUS_STYLE.get(status, "cyan")
+    return (f"[b]{info.get('family', '?')}[/b]/{info.get('method', '?')} · "
+            f"[{style}]{'PAUSED' if paused else status}[/] · {len(cands)} cands ({ok} ok)\n"
+            f"{best_label(cands, cfg.get('seeds'))} · {cost}"
+            f"{compact_count(info.get('env_steps', 0))} env steps")
+
+
+def compact_count(n: int) -> str:
+    """12,345 as it is; 1.23M and 4.6B where the digits would crowd the line."""
+    if n < 1_000_000:
+        return f"{n:,}"
+    return f"{n / 1e6:.3g}M" if n < 1_000_000_000 else f"{n / 1e9:.3g}B"
+
+
+def _seeds(n: object) -> str:
+    return "" if n is None else f", {n} seed" + ("" if n == 1 else "s")
+
+
+def best_label(cands: list[CandidateRow], search_seeds: object = None) -> str:
+    """The best fitness and which one it is: the best held-out re-score where finalists were
+    re-scored (fresh seeds, never searched on), else the best search fitness; with its seed count.
+    """
+    held = [c.info[HELDOUT] for c in cands
+            if isinstance(c.info.get(HELDOUT), dict) and c.info[HELDOUT].get("fitness") is not None]
+    if held:
+        h = max(held, key=lambda h: h["fitness"])
+        return f"best {fmt(h['fitness'])} (held-out{_seeds(h.get('seeds'))})"
     best = max((c.fitness for c in cands if c.outcome == "ok" and c.fitness is not None),
                default=None)
-    cap = cfg.get("llm", {}).get("max_cost_usd")
-    cost = f"${info.get('cost_usd', 0):.2f}" + (f" / ${cap:.2f}" if cap else "")
-    style = STATUS_STYLE.get(status, "cyan")
-    return (f"[b]{info.get('family', '?')}[/b]/{info.get('method', '?')} "
-            f"[{style}]{'PAUSED' if paused else status}[/] · {len(cands)} cands ({ok} ok) · "
-            f"best {fmt(best)} · {cost} · {info.get('env_steps', 0):,} steps")
+    return f"best {fmt(best)}" + (f" (search{_seeds(search_seeds)})" if best is not None else "")
 
 
 def run_budget(cfg: dict) -> int | None:
@@ -100,3 +129,19 @@ def run_budget(cfg: dict) -> int | None:
     if method == "es":
         return cfg.get("es", {}).get("generations")
     return None
+
+
+FAILURE_STATUSES = ("failed", "interrupted")
+
+
+def failure_reason(info: dict, reason: str | None) -> str:
+    """Why a failed or interrupted run ended, as one line ('' for any other status)."""
+    status = info.get("status")
+    if status == "failed":
+        return f"failed: {reason}" if reason else "failed (no reason recorded; see the log)"
+    if status == "interrupted":
+        owner = info.get("owner")
+        who = f" ({describe_owner(owner)})" if owner else ""
+        return (f"interrupted: the process running it{who} is gone (killed, or the machine "
+                "restarted); R resumes it")
+    return ""

@@ -10,19 +10,21 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import (Button, DataTable, Footer, Header, Input, Label, ProgressBar,
                              RichLog, Static, TabbedContent, TabPane)
 
 from ... import control
 from ...store import DB_NAME, CandidateRow, RunStore
-from ..run_view_text import (SORTS, header, lexer_for, parent_diff, run_budget, score_cells,
-                             sorted_candidates, source_text, status_line, table_cells)
+from ..run_view_text import (FAILURE_STATUSES, SORTS, failure_reason, run_budget,
+                             sorted_candidates, status_line, table_cells)
+from ..widgets.approvals import ApprovalsPane
+from ..widgets.candidate_detail import CandidateDetail
+from ..widgets.failure import FailurePanel
 from ..widgets.plot import FitnessPlot, fitness_series, metric_series
 from .modals import EditSourceModal
 
@@ -63,7 +65,6 @@ class RunView(Screen):
         # widget costs a repaint (and a layout pass) of the whole screen
         self._status_text: str | None = None
         self._pending_ids: list[int] | None = None
-        self._pending_shown: tuple | None = None
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -76,36 +77,22 @@ class RunView(Screen):
             yield ProgressBar(total=1, id="evalprog", show_eta=False)
         with TabbedContent(initial="overview", id="tabs"):
             with TabPane("Overview", id="overview"):
+                yield FailurePanel(id="failure")
                 yield FitnessPlot(id="plot")
                 yield DataTable(id="cands", cursor_type="row", zebra_stripes=True)
             with TabPane("Candidate", id="candidate"):
-                with VerticalScroll():
-                    yield Static(id="cand-meta")
-                    yield DataTable(id="scores", cursor_type="none")
-                    yield Static(id="code")
-                    yield Static(id="diff")
+                yield CandidateDetail()
             with TabPane("Conversation", id="conversation"):
                 yield RichLog(id="log", wrap=True, markup=False)
                 yield Input(placeholder="message the agent (enter to send)", id="chat")
             with TabPane("Approvals", id="approvals"):
-                with Vertical():
-                    yield DataTable(id="pending", cursor_type="row")
-                    with Horizontal(classes="row"):
-                        yield Button("Approve (a)", variant="success", id="approve")
-                        yield Button("Edit (e)", variant="primary", id="edit")
-                        yield Button("Reject (j)", variant="error", id="reject")
-                    with VerticalScroll():
-                        yield Static(id="pending-code")
+                yield ApprovalsPane()
         yield Footer()
 
     def on_mount(self) -> None:
         cands = self.query_one("#cands", DataTable)
         for col in ("id", "gen", "kind", "outcome", "fitness", "test", "label / reason"):
             cands.add_column(col, key=col)
-        scores = self.query_one("#scores", DataTable)
-        for col in ("split", "env", "return", "± s.e.", "normalised", "seeds"):
-            scores.add_column(col)
-        self.query_one("#pending", DataTable).add_columns("id", "kind", "label")
         self.title = self.run_dir.name
         self.poll()
         self.set_interval(self.app.poll_interval, self.poll)
@@ -150,6 +137,8 @@ class RunView(Screen):
             self._refresh_pending(store)
         if first or events:
             self._refresh_status(store)
+        elif self.has_class("failed"):
+            self._refresh_failure(store)  # the log's last lines may come after the last event
 
     def _refresh_candidates(self, store: RunStore, ids: set[int] | None) -> None:
         if ids is None:
@@ -221,11 +210,7 @@ class RunView(Screen):
         if ids == self._pending_ids:
             return
         self._pending_ids = ids
-        table = self.query_one("#pending", DataTable)
-        table.clear()
-        for cid in ids:
-            c = self.cands.get(cid) or store.candidate(cid)
-            table.add_row(str(cid), c.kind, c.label, key=str(cid))
+        self.query_one(ApprovalsPane).fill([self.cands.get(i) or store.candidate(i) for i in ids])
         pane = self.query_one("#tabs", TabbedContent)
         pane.get_tab("approvals").label = f"Approvals ({len(ids)})" if ids else "Approvals"
         self._show_pending()
@@ -236,6 +221,7 @@ class RunView(Screen):
         paused = control.is_paused(store) and self.info.get("status") == "running"
         n = len(self.cands)
         self._set_status(status_line(self.info, list(self.cands.values()), paused))
+        self._refresh_failure(store)
         budget = run_budget(cfg)
         bar = self.query_one("#budget", ProgressBar)
         used = n if cfg.get("method") == "llm" or self.last_step < 0 else self.last_step + 1
@@ -246,8 +232,15 @@ class RunView(Screen):
                 total=max(float(self.progress.get("total", 1)), 1e-9),
                 progress=float(self.progress.get("done", 0)))
 
+    def _refresh_failure(self, store: RunStore) -> None:
+        """A failed or interrupted run: why, and its log's last lines (in place of the plot)."""
+        failed = self.info.get("status") in FAILURE_STATUSES
+        reason = failure_reason(self.info, store.get_state("failure_reason") if failed else None)
+        self.query_one(FailurePanel).show(reason, self.run_dir)
+        self.set_class(bool(reason), "failed")
+
     def _set_status(self, text: str) -> None:
-        if text != self._status_text:  # one line high: no layout pass needed
+        if text != self._status_text:  # a fixed height: no layout pass needed
             self._status_text = text
             self.query_one("#status", Static).update(text, layout=False)
 
@@ -274,47 +267,21 @@ class RunView(Screen):
         if cid is None or cid not in self.cands or self.store is None:
             return
         c = self.cands[cid]
-        meta = header(c)
-        self.query_one("#cand-meta", Static).update(meta)
-        scores = self.query_one("#scores", DataTable)
-        scores.clear()
-        for ev in self.store.evaluations(cid):
-            scores.add_row(*score_cells(ev))
-        self.query_one("#code", Static).update(
-            Syntax(source_text(c), lexer_for(c), theme=self._syntax_theme(), line_numbers=True,
-                   word_wrap=True))
         parent = self.cands.get(c.parents[0]) if c.parents else None
-        if parent is not None and parent.source and c.source:
-            diff = self.diff_text = parent_diff(parent, c)
-            self.query_one("#diff", Static).update(
-                Syntax(diff or "(identical to its parent)", "diff", theme=self._syntax_theme()))
-        else:
-            self.diff_text = ""
-            self.query_one("#diff", Static).update(Text("no parent to diff against", style="dim"))
+        self.diff_text = self.query_one(CandidateDetail).show(
+            c, self.store.evaluations(cid), parent, self._syntax_theme())
 
     def _syntax_theme(self) -> str:
         return "monokai" if self.app.current_theme.dark else "default"
 
     def _pending_id(self) -> int | None:
-        table = self.query_one("#pending", DataTable)
-        if table.row_count == 0:
-            return None
-        row = table.coordinate_to_cell_key((max(table.cursor_row, 0), 0)).row_key
-        return int(row.value)
+        return self.query_one(ApprovalsPane).selected_id()
 
     def _show_pending(self) -> None:
         cid = self._pending_id()
-        shown = (cid, self._syntax_theme(), self.store is None)
-        if shown == self._pending_shown:
-            return
-        self._pending_shown = shown
-        target = self.query_one("#pending-code", Static)
-        if cid is None or self.store is None:
-            target.update(Text("no candidate is waiting for approval", style="dim"))
-            return
-        c = self.cands.get(cid) or self.store.candidate(cid)
-        target.update(Syntax(c.source or "", lexer_for(c), theme=self._syntax_theme(),
-                             line_numbers=True))
+        c = None if cid is None or self.store is None else (self.cands.get(cid)
+                                                             or self.store.candidate(cid))
+        self.query_one(ApprovalsPane).show_code(c, self._syntax_theme())
 
     # -- steering ----------------------------------------------------------------------------
     def on_input_submitted(self, event: Input.Submitted) -> None:

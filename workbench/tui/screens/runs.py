@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from ...runs import list_runs
 from ...store import StoreVersionError
-from ...summary import RunRow, read_run
+from ...run_rows import RunRow, read_run
 from .modals import ConfirmModal
 
 __all__ = ["RunRow", "RunsScreen", "age", "read_run"]
@@ -45,7 +45,8 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for col in ("run", "family", "method", "status", "best", "cands", "cost $", "age"):
+        # "on": what `best` was measured on and over how many seeds ("search, 2", "held-out, 16")
+        for col in ("run", "family", "method", "status", "best", "on", "cands", "$", "age"):
             table.add_column(col, key=col)
         self.action_refresh()
         self.set_interval(2.0, self._tick)
@@ -74,7 +75,8 @@ class RunsScreen(Screen):
         now = self.app.now()
         for r in self._rows:
             table.add_row(r.name, r.family, r.method, f"[{STATUS_STYLE.get(r.status, '')}]{r.status}",
-                          "-" if r.best is None else f"{r.best:.3f}", str(r.candidates),
+                          "-" if r.best is None else f"{r.best:.3f}",
+                          r.best_how.replace(" seeds", "").replace(" seed", ""), str(r.candidates),
                           f"{r.cost:.2f}", age(now - r.created), key=str(r.path))
         if self._rows:
             table.move_cursor(row=min(cursor, len(self._rows) - 1))

@@ -8,17 +8,15 @@ available in this installation is skipped with an event, not a crash.
 from __future__ import annotations
 
 from workbench.config import RunConfig
-from workbench.methods import MethodUnavailable, get_method
 from workbench.store import RunStore
+
+from . import MethodUnavailable, get_method
 
 DONE_KEY = "pipeline.done"
 
 
 def run(config: RunConfig, store: RunStore) -> None:
-    if not config.pipeline:
-        raise ValueError("pipeline: empty list; set e.g. `pipeline: [es, distill, symbolic, llm]`")
-    if "pipeline" in config.pipeline:
-        raise ValueError("pipeline: a pipeline cannot contain the step 'pipeline'")
+    # the config allows only PIPELINE_STEPS (never 'pipeline' itself) and no empty pipeline
     done = list(store.get_state(DONE_KEY, []) or [])
     for i, step in enumerate(config.pipeline):
         tag = f"{i}:{step}"
