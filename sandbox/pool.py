@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sandbox.accelerators import Slot, scorer_slots, visible_gpus
-from sandbox.jail import REPO_ROOT, jail_command, probe  # noqa: F401 - REPO_ROOT: its one definition
+from sandbox.jail import jail_command, probe
+from sandbox.stale_dirs import DIR_PREFIX, sweep_stale_dirs
 
 # all a worker may read of the project: the packages it imports, where this process found them
 # (the repo's evaluators/ and sandbox/ in a checkout, site-packages' in an installed package)
@@ -36,7 +37,6 @@ CODE_DIRS = tuple(Path(find_spec(name).origin).resolve().parent
 CODE_PATH = os.pathsep.join(dict.fromkeys(str(d.parent) for d in CODE_DIRS))
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
 STARTUP_LIMIT_S = 300.0
-DIR_PREFIX = "wb-sandbox-"  # + role-<pid of the pool's process>-<random>: the owner is on the name
 # the parent's own compilation cache: a scorer is given the pool's cache explicitly, a tracer none
 PARENT_ONLY = ("JAX_COMPILATION_CACHE_DIR",)
 TRACER_FAILURES = ("invalid", "forbidden", "crashed", "oom")  # all a tracer's reply may claim
@@ -167,34 +167,6 @@ class _Worker:
             except OSError:
                 pass
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` names a process (one we may not signal counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def sweep_stale_dirs(root: str | Path | None = None) -> list[Path]:
-    """Remove worker dirs whose pool process is gone (killed before it could clean up).
-
-    A worker dies with its parent (parent-death signal), but a SIGKILLed pool cannot remove the
-    private directories it made; the next pool on this machine does."""
-    removed = []
-    for path in Path(root or tempfile.gettempdir()).glob(f"{DIR_PREFIX}*-*-*"):
-        try:
-            pid = int(path.name[len(DIR_PREFIX):].split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if pid != os.getpid() and not pid_alive(pid):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
 
 
 def _classify_death(returncode: int | None, stderr: str) -> tuple[str, str]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.jail import probe
-from sandbox.pool import REPO_ROOT, SandboxPool
+from sandbox.jail import REPO_ROOT, probe
+from sandbox.pool import SandboxPool
 from tests.jail_helpers import REPO_UNDER_TMP
 from tests.sandbox_jobs import PPO, lpo_job
 

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sandbox.pool import pid_alive
+from sandbox.stale_dirs import pid_alive
 
 from .errors import WorkbenchError
 

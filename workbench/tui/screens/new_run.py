@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from textual.app import ComposeResult
@@ -13,11 +13,12 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from ...config import ConfigError, RunConfig, build_config
+from ...config import ConfigError, LLMConfig, RunConfig, build_config
 
-FAMILIES = ("lpo", "open", "open_ff", "no_features")
-METHODS = ("llm", "es", "distill", "symbolic", "pipeline")
-PROPOSERS = ("auto", "mutation", "llm")
+# the choices are the config's own (its Literal fields): one source of truth
+FAMILIES = get_args(RunConfig.model_fields["family"].annotation)
+METHODS = get_args(RunConfig.model_fields["method"].annotation)
+PROPOSERS = get_args(LLMConfig.model_fields["proposer"].annotation)
 BUDGET_SECTION = {"es": "es", "llm": "llm"}  # where `generations` lives per method
 
 
@@ -52,12 +53,12 @@ class NewRunScreen(Screen):
                 yield Button("Load", id="load")
             with Grid(id="fields"):
                 yield Label("name")
-                yield Input(self.base.get("name", "run"), id="name")
+                yield Input(self.base.get("name", RunConfig.model_fields["name"].default), id="name")
                 yield Label("family")
-                yield Select([(f, f) for f in FAMILIES], value=self.base.get("family", "lpo"),
+                yield Select([(f, f) for f in FAMILIES], value=self.base.get("family", RunConfig.model_fields["family"].default),
                              allow_blank=False, id="family")
                 yield Label("method")
-                yield Select([(m, m) for m in METHODS], value=self.base.get("method", "llm"),
+                yield Select([(m, m) for m in METHODS], value=self.base.get("method", RunConfig.model_fields["method"].default),
                              allow_blank=False, id="method")
                 yield Label("meta-train envs")
                 yield Input(",".join(self.base.get("envs", ["cartpole"])), id="envs")
@@ -65,7 +66,7 @@ class NewRunScreen(Screen):
                 yield Input(",".join(self.base.get("test_envs", [])), id="test_envs")
                 yield Label("proposer")
                 yield Select([(p, p) for p in PROPOSERS],
-                             value=self.base.get("llm", {}).get("proposer", "auto"),
+                             value=self.base.get("llm", {}).get("proposer", LLMConfig.model_fields["proposer"].default),
                              allow_blank=False, id="proposer")
                 yield Label("model")
                 yield Input(self.base.get("llm", {}).get("model") or "", placeholder="none (offline)",
