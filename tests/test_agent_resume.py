@@ -12,8 +12,10 @@ from workbench import control
 from workbench.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
+# one candidate in flight: these tests pin down the serial loop's resume (the concurrent one is
+# tests/test_async_discovery.py)
 SETTINGS = ["--set", "llm.generations=4", "--set", "timesteps=8192", "--set", "seeds=1",
-            "--set", "sandbox.time_limit_s=60"]
+            "--set", "sandbox.time_limit_s=60", "--set", "sandbox.concurrency=1"]
 
 
 def _cli(*args: str, **kw) -> subprocess.Popen:

@@ -58,7 +58,9 @@ def test_scripted_llm_run(server, tmp_path, monkeypatch):
         "llm": {"proposer": "llm", "model": "openai/test-model", "api_base": f"http://127.0.0.1:{port}/v1",
                 "generations": len(EXPECTED), "request_timeout_s": 3, "max_retries": 2,
                 "retry_base_s": 0.05},
-        "sandbox": {"time_limit_s": 40}})  # the hang costs this much; a cold compile fits well inside
+        # the hang costs this much; a cold compile fits well inside.  One in flight: the prompts
+        # checked below carry the previous outcome (with two, a proposal can precede it)
+        "sandbox": {"time_limit_s": 40, "concurrency": 1}})
     store = create_run(cfg, tmp_path / "run")
     assert execute(cfg, store) == "finished"
     rows = store.candidates()

@@ -1,6 +1,6 @@
-"""The discovery loop as a LangGraph StateGraph: propose → screen → evaluate → reflect → (loop | stop).
+"""The discovery loop as a LangGraph StateGraph: propose, screen, evaluate, collect, reflect.
 
-The graph state is tiny (generation counter, the candidate in flight, a done flag); everything of
+The graph state is tiny (generation counter, the candidates in flight, done flags); everything of
 substance — archive, conversation, costs, outcomes — lives in the run store, written by the nodes.
 LangGraph checkpoints after every node into RUN_DIR/agent.sqlite (a sibling of run.sqlite, so the
 checkpointer's connection never contends with the store's).  After a `kill -9` the graph restarts
@@ -14,12 +14,20 @@ user messages it took are kept under `agent.inbox.<generation>`.  A `propose` re
 (or after it returned but before LangGraph saved its checkpoint) reuses the recorded reply and
 the existing row: the model is not asked (nor paid) twice and no `pending` row is left behind.
 Steering (pause, stop, messages, approvals) is `workbench.control`, the one protocol.
+
+Up to `sandbox.concurrency` candidates are in flight (`in_flight` in the graph state): `evaluate`
+hands a screened candidate to the executor and the loop goes back to `propose` while it trains;
+`collect` waits for the first to finish, records it and `reflect` feeds it back.  A candidate is
+recorded by `collect` alone, so after a `kill -9` each in-flight candidate still `pending` in the
+store is submitted again and one already recorded is only fed back: each is scored exactly once.
+With approvals on, one candidate is in flight at a time (a person approves them in turn).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -34,7 +42,7 @@ from workbench.proposers.program_hash import program_hash
 from workbench.store import RunStore
 
 from .. import control
-from .scoring import open_pool, score_program
+from .scoring import concurrency, finish_scored, open_pool, sandbox_job
 from .sources import make_source
 
 CHECKPOINT_DB = "agent.sqlite"
@@ -46,8 +54,10 @@ PROPOSAL_FIELDS = ("name", "code", "thought", "parents", "operator", "outcome", 
 
 class AgentState(TypedDict, total=False):
     generation: int
-    pending: int | None
-    done: bool
+    pending: int | None  # proposed, on its way to the executor
+    in_flight: list[int]  # submitted, not yet recorded
+    done: bool  # no more proposals (budget spent); what is in flight is still collected
+    stopped: bool  # a stop: end now, in-flight candidates are submitted again on resume
     last: int | None  # the candidate whose outcome `reflect` reports
 
 
@@ -102,17 +112,21 @@ def build_graph(config: Any, store: RunStore, pool: Executor, progress: Any = No
             return True
         return False
 
+    limit = 1 if config.llm.approval else concurrency(config)
+    futures: dict[int, Future] = {}  # this session's submissions (a resume submits again)
+
     def propose(state: AgentState) -> AgentState:
         gen = state.get("generation", 0)
         key = PROPOSAL_KEY.format(gen=gen)
         record = store.get_state(key)
         if wait_or_stop():
-            return {"done": True}
+            return {"stopped": True}
         if record is None:  # nothing asked for this generation yet (else: re-run after a kill)
             why = budget_left(config, store, config.llm.max_candidates or config.llm.generations)
             if why:
                 store.emit("agent", {"stop": why})
-                store.set_state("final_status", "finished")
+                if not state.get("in_flight"):
+                    store.set_state("final_status", "finished")
                 return {"done": True}
             prop = source.propose(store, gen, control.take_messages(store, INBOX_KEY.format(gen=gen)))
             record = {f: getattr(prop, f) for f in PROPOSAL_FIELDS} | {"cid": None}
@@ -125,8 +139,8 @@ def build_graph(config: Any, store: RunStore, pool: Executor, progress: Any = No
             # (the row and the record's cid were written in one transaction by add_proposal)
         row = store.candidate(record["cid"])
         if row.outcome in ("no_code", "duplicate"):
-            return {"pending": None, "last": row.id}
-        return {"pending": row.id}
+            return {"generation": gen + 1, "pending": None, "last": row.id}
+        return {"generation": gen + 1, "pending": row.id}
 
     def add_proposal(gen: int, record: dict[str, Any]) -> int:
         """The generation's candidate row (final at once if it has no code or is a duplicate),
@@ -168,7 +182,8 @@ def build_graph(config: Any, store: RunStore, pool: Executor, progress: Any = No
             return {"pending": None, "last": cid}
         return {"pending": cid}
 
-    def evaluate(state: AgentState) -> AgentState:
+    def submit(state: AgentState) -> AgentState:
+        """Approval (if asked), then the candidate goes to the executor; the loop moves on."""
         cid = state["pending"]
         row = store.candidate(cid)
         code = row.source
@@ -188,12 +203,39 @@ def build_graph(config: Any, store: RunStore, pool: Executor, progress: Any = No
                 return {"pending": None, "last": cid}
             if decision.decision == "edit" and decision.source:
                 code = decision.source
-        score_program(store, config, pool, cid, code, row.label,
-                      {"edited_source": code} if code != row.source else None)
-        return {"pending": None, "last": cid}
+                store.merge_info(cid, {"edited_source": code})
+        send(cid)
+        return {"pending": None, "in_flight": [*state.get("in_flight", []), cid]}
+
+    def send(cid: int) -> None:
+        row = store.candidate(cid)
+        store.emit("evaluating", {"id": cid})
+        job = sandbox_job(config, row.info.get("edited_source", row.source), config.seed,
+                          label=row.label)
+        futures[cid] = pool.submit(job, config.sandbox.time_limit_s)
+
+    def collect(state: AgentState) -> AgentState:
+        """The first in-flight candidate to finish, recorded; after a kill, what was recorded is
+        only fed back and what was not is submitted again."""
+        in_flight = list(state.get("in_flight", []))
+        for cid in in_flight:
+            if store.candidate(cid).outcome != "pending":
+                return {"in_flight": [c for c in in_flight if c != cid], "last": cid}
+            if cid not in futures:
+                send(cid)
+        while True:
+            done, _ = wait([futures[c] for c in in_flight], timeout=0.5,
+                           return_when=FIRST_COMPLETED)
+            if done:
+                break
+            if control.stop_requested(store):
+                store.set_state("final_status", "stopped")
+                raise control.StopRequested("stopped with candidates in flight")
+        cid = next(c for c in in_flight if futures[c] in done)
+        finish_scored(store, config, cid, futures.pop(cid).result())
+        return {"in_flight": [c for c in in_flight if c != cid], "last": cid}
 
     def reflect(state: AgentState) -> AgentState:
-        gen = state.get("generation", 0)
         cid = state.get("last")
         if cid is not None:
             store.add_message("feedback", feedback_text(store, cid), {"candidate": cid})
@@ -202,23 +244,40 @@ def build_graph(config: Any, store: RunStore, pool: Executor, progress: Any = No
             values = {"best_fitness": best[0].fitness if best else float("nan")}
             if row.fitness is not None and row.outcome == "ok":
                 values["fitness"] = row.fitness
-            store.log_metrics(gen, values)
+            store.log_metrics(row.generation, values)
             if progress is not None:
                 progress(row, best[0] if best else None)
         tick()
-        return {"generation": gen + 1}
+        return {"last": None}
+
+    def after_round(state: AgentState) -> str:
+        """Collect when the executor is full, or when the budget is spent and some are in flight;
+        else propose (which ends the run when the budget is spent and nothing is in flight)."""
+        if state.get("stopped"):
+            return END
+        in_flight = state.get("in_flight", [])
+        if in_flight and (state.get("done") or len(in_flight) >= limit):
+            return "collect"
+        return "propose"
+
+    def after_propose(state: AgentState) -> str:
+        if state.get("stopped") or (state.get("done") and not state.get("in_flight")):
+            return END
+        if state.get("done"):
+            return "collect"
+        return "screen" if state.get("pending") else "reflect"
 
     g = StateGraph(AgentState)
-    g.add_node("propose", propose)
-    g.add_node("screen", screen)
-    g.add_node("evaluate", evaluate)
-    g.add_node("reflect", reflect)
+    # "evaluate" submits (the name kept, so a run checkpointed before it can still resume)
+    for name, node in (("propose", propose), ("screen", screen), ("evaluate", submit),
+                       ("collect", collect), ("reflect", reflect)):
+        g.add_node(name, node)
     g.add_edge(START, "propose")
-    g.add_conditional_edges("propose", lambda s: END if s.get("done") else
-                            ("screen" if s.get("pending") else "reflect"))
+    g.add_conditional_edges("propose", after_propose)
     g.add_conditional_edges("screen", lambda s: "evaluate" if s.get("pending") else "reflect")
-    g.add_conditional_edges("evaluate", lambda s: END if s.get("done") else "reflect")
-    g.add_edge("reflect", "propose")
+    g.add_conditional_edges("evaluate", lambda s: "reflect" if s.get("last") else after_round(s))
+    g.add_edge("collect", "reflect")
+    g.add_conditional_edges("reflect", after_round)
     return g
 
 
@@ -239,7 +298,7 @@ def drive(graph: Any, thread: dict[str, Any], store: RunStore, initial: dict[str
     elif snap.next:
         graph.invoke(None, thread, durability="sync")
     else:
-        graph.update_state(thread, {"done": False}, as_node=resume_as)
+        graph.update_state(thread, {"done": False, "stopped": False}, as_node=resume_as)
         graph.invoke(None, thread, durability="sync")
 
 
@@ -249,6 +308,7 @@ def run_agent(config: Any, store: RunStore, progress: Any = None) -> None:
     try:
         with open_pool(config) as pool:
             graph = build_graph(config, store, pool, progress).compile(checkpointer=SqliteSaver(conn))
-            drive(graph, THREAD, store, {"generation": 0, "pending": None, "done": False}, "reflect")
+            drive(graph, THREAD, store, {"generation": 0, "pending": None, "in_flight": [],
+                                         "done": False}, "reflect")
     finally:
         conn.close()

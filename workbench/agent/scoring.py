@@ -46,12 +46,19 @@ def score_program(store: RunStore, config: Any, pool: Executor, cid: int, code: 
                   label: str = "", extra_info: dict[str, Any] | None = None) -> SandboxResult:
     """Evaluate `code` for candidate `cid` (already stored, outcome pending) and finish it."""
     store.emit("evaluating", {"id": cid})
-    r = run_in_sandbox(store, config, pool, cid, code, config.seed, label=label)
+    r = pool.evaluate(sandbox_job(config, code, config.seed, label=label), config.sandbox.time_limit_s)
+    finish_scored(store, config, cid, r, extra_info)
+    return r
+
+
+def finish_scored(store: RunStore, config: Any, cid: int, r: SandboxResult,
+                  extra_info: dict[str, Any] | None = None) -> None:
+    """Record a search evaluation of candidate `cid`: its rows, cost, and outcome, in one place."""
+    record_result(store, config, cid, r, config.seed)
     info = {"timings": r.timings, "envs": r.envs, "test_envs": r.test_envs,
             "isolation": r.isolation, **(extra_info or {})}
     store.finish_candidate(cid, r.outcome, r.reason, fitness=r.fitness, test_fitness=r.test_fitness,
                            info=info)
-    return r
 
 
 def open_pool(config: Any, spares: int | None = None) -> Executor:

@@ -32,10 +32,15 @@ class MutationSource:
         del inbox  # a program search has no use for prose
         rng = random.Random(self.seed * 100_003 + generation)  # reproducible across resumes
         arch = archive(store)
-        if not arch:
-            return Proposal(name="warm-start", code=warm_start_source(self.family),
-                            thought="the family's warm start", operator="warm_start")
-        parents = select_parents(arch, rng, k=2, top=self.top_k)
+        if arch:
+            parents = select_parents(arch, rng, k=2, top=self.top_k)
+        else:  # nothing scored yet: the warm start, then (while it trains) edits of it
+            start = next((c for c in store.candidates() if c.method == "warm_start" and c.source),
+                         None)
+            if start is None:
+                return Proposal(name="warm-start", code=warm_start_source(self.family),
+                                thought="the family's warm start", operator="warm_start")
+            parents = [(start.id, start.source)]
         proposer = MutationProposer(self.family.code_signature, seed=rng.randrange(2**31))
         return proposer.propose(parents, known_hashes(store))
 
