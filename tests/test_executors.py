@@ -85,24 +85,32 @@ def test_local_executor_runs_two_candidates_at_once_each_with_its_own_outcome():
 
 
 @pytest.mark.slow
-def test_a_real_local_ray_scores_candidates_in_the_jail():
+def test_a_real_local_ray_runs_discovery_in_the_jail(tmp_path):
+    """`executor.kind: ray` with no address: the run starts a local Ray (CPU only), scores its
+    quickstart-sized candidates in Ray actors' jailed workers, and tears Ray down at the end."""
     ray = pytest.importorskip("ray")
-    settings = PoolSettings(time_limit_s=300)
+    from workbench.config import build_config
+    from workbench.runs import create_run, execute
+
+    cfg = build_config({"family": "lpo", "method": "llm", "envs": ["cartpole"], "seeds": 1,
+                        "timesteps": 4096, "num_envs": 4, "executor": {"kind": "ray"},
+                        "sandbox": {"concurrency": 2, "time_limit_s": 300},
+                        "llm": {"proposer": "mutation", "generations": 4, "final_top_k": 0}})
+    store = create_run(cfg, tmp_path / "run")
     try:
-        ex = make_executor("ray", settings, concurrency=2)
-        try:
-            futures = [ex.submit({**JOB, "source": src}) for src in (PPO, BROKEN, LOOSE)]
-            results = [f.result(timeout=900) for f in futures]
-        finally:
-            ex.close()
+        assert execute(cfg, store) == "finished"
     finally:
         if ray.is_initialized():
             ray.shutdown()
-    assert [r.outcome for r in results] == ["ok", "crashed", "ok"]
-    assert all(r.isolation["score"]["net_ns"] for r in results if r.outcome == "ok")
-    with make_executor("local", settings) as local:
-        alone = local.evaluate({**JOB, "source": PPO})
-    assert alone.fitness == results[0].fitness  # same program, same seeds: same score anywhere
+    rows = store.candidates()
+    assert len(rows) == 4 and all(c.outcome != "pending" for c in rows)
+    scored = [c for c in rows if "isolation" in c.info]
+    assert scored and all(c.info["isolation"]["score"]["net_ns"] for c in scored)
+    start = rows[0]
+    assert start.method == "warm_start" and start.outcome == "ok"
+    with make_executor("local", PoolSettings(time_limit_s=300)) as local:
+        alone = local.evaluate({**JOB, "source": start.source})
+    assert alone.fitness == start.fitness  # same program, same seeds: the same score anywhere
     assert not ray.is_initialized()
 
 
