@@ -57,7 +57,7 @@ class AgentState(TypedDict, total=False):
     pending: int | None  # proposed, on its way to the executor
     in_flight: list[int]  # submitted, not yet recorded
     done: bool  # no more proposals (budget spent); what is in flight is still collected
-    stopped: bool  # a stop: end now, in-flight candidates are submitted again on resume
+    stopped: bool  # a stop: no more proposals; what is in flight is still collected
     last: int | None  # the candidate whose outcome `reflect` reports
 
 
@@ -223,14 +223,9 @@ def build_graph(config: Any, store: RunStore, pool: Executor, progress: Any = No
                 return {"in_flight": [c for c in in_flight if c != cid], "last": cid}
             if cid not in futures:
                 send(cid)
-        while True:
-            done, _ = wait([futures[c] for c in in_flight], timeout=0.5,
-                           return_when=FIRST_COMPLETED)
-            if done:
-                break
-            if control.stop_requested(store):
-                store.set_state("final_status", "stopped")
-                raise control.StopRequested("stopped with candidates in flight")
+        # a stop waits for what is in flight (recorded, nothing left half-done), as it waited
+        # for the one candidate of a serial loop; proposing has stopped already
+        done, _ = wait([futures[c] for c in in_flight], return_when=FIRST_COMPLETED)
         cid = next(c for c in in_flight if futures[c] in done)
         finish_scored(store, config, cid, futures.pop(cid).result())
         return {"in_flight": [c for c in in_flight if c != cid], "last": cid}
@@ -253,18 +248,16 @@ def build_graph(config: Any, store: RunStore, pool: Executor, progress: Any = No
     def after_round(state: AgentState) -> str:
         """Collect when the executor is full, or when the budget is spent and some are in flight;
         else propose (which ends the run when the budget is spent and nothing is in flight)."""
-        if state.get("stopped"):
-            return END
         in_flight = state.get("in_flight", [])
+        if state.get("stopped"):
+            return "collect" if in_flight else END
         if in_flight and (state.get("done") or len(in_flight) >= limit):
             return "collect"
         return "propose"
 
     def after_propose(state: AgentState) -> str:
-        if state.get("stopped") or (state.get("done") and not state.get("in_flight")):
-            return END
-        if state.get("done"):
-            return "collect"
+        if state.get("stopped") or state.get("done"):
+            return "collect" if state.get("in_flight") else END
         return "screen" if state.get("pending") else "reflect"
 
     g = StateGraph(AgentState)
